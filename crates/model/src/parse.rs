@@ -1,0 +1,679 @@
+//! The kernel's input parsers, reproduced from their observable behaviour
+//! (kernel.md §2 for masks, §5 for `create`, §6 for the assign/unassign and
+//! `remove` numbers), plus apmatrix's own id-list syntax.
+//!
+//! Every parser is all-or-nothing. sysfs hands the store function the
+//! written bytes as a C string, so parsing stops at the first NUL byte.
+
+use std::fmt;
+
+use uuid::Uuid;
+
+use crate::mask::Mask256;
+
+/// A syntax error: where the input broke which rule.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{rule} (at byte {offset})")]
+pub struct SyntaxError {
+    pub offset: usize,
+    pub rule: String,
+}
+
+fn syntax(offset: usize, rule: impl Into<String>) -> SyntaxError {
+    SyntaxError {
+        offset,
+        rule: rule.into(),
+    }
+}
+
+/// The bytes the kernel's C parsers see: up to the first NUL.
+pub fn c_str(input: &[u8]) -> &[u8] {
+    match input.iter().position(|&b| b == 0) {
+        Some(end) => &input[..end],
+        None => input,
+    }
+}
+
+fn show(b: u8) -> String {
+    if b.is_ascii_graphic() {
+        format!("'{}'", b as char)
+    } else {
+        format!("byte {b:#04x}")
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Masks (kernel.md §2)
+// ---------------------------------------------------------------------------
+
+/// Parses a write to `apmask` or `aqmask`: a leading `+` or `-` selects the
+/// relative form, applied to `current`; anything else is the absolute hex
+/// form, which starts from the empty mask.
+pub fn parse_mask(input: &[u8], current: &Mask256) -> Result<Mask256, SyntaxError> {
+    let s = c_str(input);
+    match s.first() {
+        Some(b'+') | Some(b'-') => apply_relative_mask(s, current),
+        _ => parse_absolute_mask(s),
+    }
+}
+
+/// The absolute form: optional `0x` (or a lone `x`), hex digits filling the
+/// mask from bit 0 (left-aligned, so `0x41` is bits 1 and 7), one optional
+/// newline. No digits at all gives the empty mask, as the kernel's code does.
+pub fn parse_absolute_mask(input: &[u8]) -> Result<Mask256, SyntaxError> {
+    let s = c_str(input);
+    let mut pos = 0;
+    if s.starts_with(b"0x") {
+        pos = 1;
+    }
+    if s.get(pos) == Some(&b'x') {
+        pos += 1;
+    }
+    let mut words = [0u64; 4];
+    let mut bit = 0usize;
+    while let Some(&b) = s.get(pos) {
+        let Some(nibble) = (b as char).to_digit(16) else {
+            break;
+        };
+        if bit >= 256 {
+            return Err(syntax(
+                pos,
+                "more than 64 hex digits: the mask has 256 bits",
+            ));
+        }
+        words[bit / 64] |= (nibble as u64) << (60 - bit % 64);
+        bit += 4;
+        pos += 1;
+    }
+    if s.get(pos) == Some(&b'\n') {
+        pos += 1;
+    }
+    if let Some(&b) = s.get(pos) {
+        let rule = if b == b'X' && pos == 1 {
+            "'X' is not a hex digit: the prefix must be a lower-case 0x".to_string()
+        } else if b == b'\n' {
+            "only one trailing newline is allowed".to_string()
+        } else {
+            format!("{} is not a hex digit", show(b))
+        };
+        return Err(syntax(pos, rule));
+    }
+    Ok(Mask256::from_words(words))
+}
+
+/// C's `simple_strtoul(s, &end, 0)`: base from the prefix (`0x`/`0X` and a
+/// hex digit: 16; a leading `0`: 8; else 10), no sign, no white space,
+/// silent wrap-around on overflow. Returns the value and the digits consumed
+/// (0 when there were none), the `0x` prefix included.
+pub fn simple_strtoul(s: &[u8]) -> (u64, usize) {
+    let (base, skip) = radix_of(s);
+    let (value, digits, _overflow) = parse_digits(&s[skip..], base);
+    if digits == 0 {
+        (0, 0)
+    } else {
+        (value, skip + digits)
+    }
+}
+
+/// The kernel's `_parse_integer_fixup_radix` for base 0.
+fn radix_of(s: &[u8]) -> (u32, usize) {
+    match s {
+        [b'0', x, h, ..] if (*x | 0x20) == b'x' && h.is_ascii_hexdigit() => (16, 2),
+        [b'0', ..] => (8, 0),
+        _ => (10, 0),
+    }
+}
+
+/// Digits valid in `base`, accumulated with wrap-around; reports overflow.
+fn parse_digits(s: &[u8], base: u32) -> (u64, usize, bool) {
+    let mut value: u64 = 0;
+    let mut overflow = false;
+    let mut n = 0;
+    for &b in s {
+        let Some(d) = (b as char).to_digit(16).filter(|&d| d < base) else {
+            break;
+        };
+        let (v, o1) = value.overflowing_mul(base as u64);
+        let (v, o2) = v.overflowing_add(d as u64);
+        overflow |= o1 || o2;
+        value = v;
+        n += 1;
+    }
+    (value, n, overflow)
+}
+
+/// The relative form: `+N`, `-N`, `+A-B` terms separated by runs of `,`
+/// and newlines; numbers as C `strtoul` base 0 reads them (so `+010` is 8).
+pub fn apply_relative_mask(input: &[u8], base: &Mask256) -> Result<Mask256, SyntaxError> {
+    let s = c_str(input);
+    let mut mask = *base;
+    let mut pos = 0;
+    while pos < s.len() {
+        let sign = s[pos];
+        if sign != b'+' && sign != b'-' {
+            return Err(syntax(
+                pos,
+                format!("expected '+' or '-' to start a term, found {}", show(sign)),
+            ));
+        }
+        pos += 1;
+        let (first, used) = simple_strtoul(&s[pos..]);
+        if used == 0 {
+            return Err(syntax(
+                pos,
+                format!("expected a number after '{}'", sign as char),
+            ));
+        }
+        if first >= 256 {
+            return Err(syntax(
+                pos,
+                format!("bit {first} is out of range: the mask has bits 0-255"),
+            ));
+        }
+        pos += used;
+        let mut last = first;
+        if s.get(pos) == Some(&b'-') {
+            pos += 1;
+            let (end, used) = simple_strtoul(&s[pos..]);
+            if used == 0 {
+                return Err(syntax(pos, "expected the number that ends the range"));
+            }
+            if end >= 256 {
+                return Err(syntax(
+                    pos,
+                    format!("bit {end} is out of range: the mask has bits 0-255"),
+                ));
+            }
+            if first > end {
+                return Err(syntax(
+                    pos,
+                    format!("the range {first}-{end} runs backwards"),
+                ));
+            }
+            pos += used;
+            last = end;
+        }
+        for id in first as u8..=last as u8 {
+            if sign == b'+' {
+                mask.set(id);
+            } else {
+                mask.clear(id);
+            }
+        }
+        while matches!(s.get(pos), Some(b',') | Some(b'\n')) {
+            pos += 1;
+        }
+    }
+    Ok(mask)
+}
+
+/// The value of an `ap.apmask=` / `ap.aqmask=` boot parameter: the mask is
+/// cleared first and the value parsed onto it, so `+`/`-` terms apply to the
+/// empty mask. The kernel ignores a parse error and leaves the mask empty;
+/// callers that follow it use `unwrap_or(Mask256::EMPTY)` and may warn.
+pub fn parse_boot_mask(value: &str) -> Result<Mask256, SyntaxError> {
+    parse_mask(value.as_bytes(), &Mask256::EMPTY)
+}
+
+// ---------------------------------------------------------------------------
+// Numbers (kernel.md §6: kstrtoul(buf, 0))
+// ---------------------------------------------------------------------------
+
+/// Why [`parse_kstrtoul`] refused its input.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum NumberError {
+    /// EINVAL.
+    Invalid(SyntaxError),
+    /// ERANGE: more than 2^64 - 1.
+    Overflow,
+}
+
+impl fmt::Display for NumberError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            NumberError::Invalid(e) => e.fmt(f),
+            NumberError::Overflow => f.write_str("the number is larger than 2^64 - 1"),
+        }
+    }
+}
+
+/// The kernel's `kstrtoul(buf, 0, &v)` as used by `assign_*`, `unassign_*`
+/// and `remove`: an optional `+`, base by prefix, one optional trailing
+/// newline and nothing else.
+pub fn parse_kstrtoul(input: &[u8]) -> Result<u64, NumberError> {
+    let s = c_str(input);
+    let mut pos = 0;
+    if s.first() == Some(&b'+') {
+        pos = 1;
+    }
+    let (base, skip) = radix_of(&s[pos..]);
+    pos += skip;
+    let (value, digits, overflow) = parse_digits(&s[pos..], base);
+    if digits == 0 {
+        let rule = match s.get(pos) {
+            None => "expected a number".to_string(),
+            Some(&b) => format!("{} does not start a number", show(b)),
+        };
+        return Err(NumberError::Invalid(syntax(pos, rule)));
+    }
+    if overflow {
+        return Err(NumberError::Overflow);
+    }
+    pos += digits;
+    if s.get(pos) == Some(&b'\n') {
+        pos += 1;
+    }
+    if let Some(&b) = s.get(pos) {
+        let rule = match (b, base) {
+            (b'\n', _) => "only one trailing newline is allowed".to_string(),
+            (b'8' | b'9', 8) => format!(
+                "{} is not an octal digit (a leading 0 makes the number octal)",
+                show(b)
+            ),
+            _ => format!("{} is not part of a base-{base} number", show(b)),
+        };
+        return Err(NumberError::Invalid(syntax(pos, rule)));
+    }
+    Ok(value)
+}
+
+// ---------------------------------------------------------------------------
+// UUIDs written to `create` (kernel.md §5)
+// ---------------------------------------------------------------------------
+
+/// A write to `mdev_supported_types/<type>/create`: exactly 36 or 37 bytes,
+/// the first 36 a UUID in 8-4-4-4-12 hex form (either case). The mdev core
+/// does not look at the 37th byte (normally the newline of `echo`).
+pub fn parse_create_uuid(input: &[u8]) -> Result<Uuid, SyntaxError> {
+    if input.len() != 36 && input.len() != 37 {
+        return Err(syntax(
+            input.len().min(36),
+            format!(
+                "a UUID is 36 characters, optionally followed by a newline; {} bytes were written",
+                input.len()
+            ),
+        ));
+    }
+    for (i, &b) in input[..36].iter().enumerate() {
+        let ok = if matches!(i, 8 | 13 | 18 | 23) {
+            b == b'-'
+        } else {
+            b.is_ascii_hexdigit()
+        };
+        if !ok {
+            let expected = if matches!(i, 8 | 13 | 18 | 23) {
+                "'-'"
+            } else {
+                "a hex digit"
+            };
+            return Err(syntax(
+                i,
+                format!(
+                    "expected {expected} in the 8-4-4-4-12 UUID form, found {}",
+                    show(b)
+                ),
+            ));
+        }
+    }
+    let text = std::str::from_utf8(&input[..36]).expect("checked ASCII");
+    Ok(Uuid::parse_str(text).expect("checked 8-4-4-4-12 form"))
+}
+
+// ---------------------------------------------------------------------------
+// apmatrix's own id lists (host descriptions, command line)
+// ---------------------------------------------------------------------------
+
+/// Error of [`parse_id_list`]: names the item and the rule it broke.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{item:?} in {list:?}: {rule}")]
+pub struct IdListError {
+    pub list: String,
+    pub item: String,
+    pub rule: String,
+}
+
+/// apmatrix's list syntax for adapters and domains: items separated by
+/// commas (white space around them is ignored), each a number or an
+/// inclusive range `A-B`; numbers are decimal or `0x` hex. Order is kept
+/// (ranges expand ascending), so a command can apply ids in the given order.
+/// Single numbers may exceed 255 so that the kernel's own refusal (ENODEV)
+/// can be reported; range bounds must be at most 255.
+pub fn parse_id_list(text: &str) -> Result<Vec<u64>, IdListError> {
+    let mut ids = Vec::new();
+    if text.trim().is_empty() {
+        return Ok(ids);
+    }
+    for raw in text.split(',') {
+        let item = raw.trim();
+        let err = |rule: String| IdListError {
+            list: text.to_string(),
+            item: item.to_string(),
+            rule,
+        };
+        if item.is_empty() {
+            return Err(err("empty item: remove the extra comma".into()));
+        }
+        let number = |t: &str| -> Result<u64, IdListError> {
+            let t = t.trim();
+            let parsed = if let Some(hex) = t.strip_prefix("0x").or_else(|| t.strip_prefix("0X")) {
+                u64::from_str_radix(hex, 16)
+            } else {
+                t.parse::<u64>()
+            };
+            parsed.map_err(|_| {
+                err(format!(
+                    "{t:?} is not a number (decimal, or hex with a 0x prefix)"
+                ))
+            })
+        };
+        // A '-' after the first character separates a range.
+        match item.get(1..).and_then(|rest| rest.find('-')).map(|i| i + 1) {
+            Some(dash) => {
+                let first = number(&item[..dash])?;
+                let last = number(&item[dash + 1..])?;
+                if first > 255 || last > 255 {
+                    return Err(err("range bounds must be 0-255".into()));
+                }
+                if first > last {
+                    return Err(err(format!("the range {first}-{last} runs backwards")));
+                }
+                ids.extend(first..=last);
+            }
+            None => ids.push(number(item)?),
+        }
+    }
+    Ok(ids)
+}
+
+/// [`parse_id_list`] for sets of ids that must all be 0..=255.
+pub fn parse_id_set(text: &str) -> Result<Mask256, IdListError> {
+    let ids = parse_id_list(text)?;
+    let mut mask = Mask256::EMPTY;
+    for id in ids {
+        let id = u8::try_from(id).map_err(|_| IdListError {
+            list: text.to_string(),
+            item: id.to_string(),
+            rule: "ids are 0-255".into(),
+        })?;
+        mask.set(id);
+    }
+    Ok(mask)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ids(m: &Mask256) -> Vec<u8> {
+        m.iter().collect()
+    }
+
+    fn abs(s: &str) -> Result<Mask256, SyntaxError> {
+        parse_mask(s.as_bytes(), &Mask256::FULL)
+    }
+
+    // --- absolute form, kernel.md §2 -------------------------------------
+
+    #[test]
+    fn absolute_is_left_aligned() {
+        assert_eq!(ids(&abs("0x41").unwrap()), vec![1, 7]);
+        assert_eq!(ids(&abs("0x8").unwrap()), vec![0]);
+        assert_eq!(ids(&abs("0x41\n").unwrap()), vec![1, 7]);
+    }
+
+    #[test]
+    fn absolute_prefixes() {
+        let expect = abs("0x41").unwrap();
+        assert_eq!(abs("x41").unwrap(), expect);
+        assert_eq!(abs("41").unwrap(), expect);
+        let err = abs("0X41").unwrap_err();
+        assert_eq!(err.offset, 1);
+        assert!(err.rule.contains("lower-case 0x"), "{err}");
+        // hex digits of either case
+        assert_eq!(abs("0xAB").unwrap(), abs("0xab").unwrap());
+    }
+
+    #[test]
+    fn absolute_empty_forms_give_zero_mask() {
+        for s in ["", "\n", "0x", "0x\n", "x", "0"] {
+            assert_eq!(abs(s).unwrap(), Mask256::EMPTY, "{s:?}");
+        }
+    }
+
+    #[test]
+    fn absolute_full_length_and_overflow() {
+        let full = format!("0x{}", "f".repeat(64));
+        assert_eq!(abs(&full).unwrap(), Mask256::FULL);
+        assert_eq!(abs(&format!("{full}\n")).unwrap(), Mask256::FULL);
+        let long = format!("0x{}", "f".repeat(65));
+        let err = abs(&long).unwrap_err();
+        assert!(err.rule.contains("more than 64 hex digits"), "{err}");
+    }
+
+    #[test]
+    fn absolute_rejections() {
+        for s in [
+            "0x41,", "0x41 ", " 0x41", "0x41\n\n", "0x4g", "0x41\nx", "-", "0xx1",
+        ] {
+            // "-" alone is relative; everything else absolute
+            assert!(abs(s).is_err(), "{s:?} should be EINVAL");
+        }
+        assert!(abs("0x41\n\n")
+            .unwrap_err()
+            .rule
+            .contains("one trailing newline"));
+    }
+
+    #[test]
+    fn parsing_stops_at_nul() {
+        assert_eq!(
+            parse_mask(b"0x41\0garbage", &Mask256::EMPTY).unwrap(),
+            abs("0x41").unwrap()
+        );
+        assert_eq!(parse_kstrtoul(b"5\0x").unwrap(), 5);
+    }
+
+    // --- seed document examples ------------------------------------------
+
+    #[test]
+    fn seed_apmask_example_leaves_0_and_6_to_vfio_ap() {
+        // "0x7dff..." : every bit but 0 and 6 is set.
+        let m = abs(&format!("0x7dff{}", "f".repeat(60))).unwrap();
+        let cleared: Vec<u8> = m.complement().iter().collect();
+        assert_eq!(cleared, vec![0, 6]);
+    }
+
+    #[test]
+    fn seed_relative_example() {
+        // Starting from the default all-ones mask: +0,-6,+0x47,-0xf0.
+        let m = parse_mask(b"+0,-6,+0x47,-0xf0", &Mask256::FULL).unwrap();
+        let cleared: Vec<u8> = m.complement().iter().collect();
+        assert_eq!(cleared, vec![6, 0xf0]);
+        // from empty: exactly 0 and 0x47
+        let m = parse_mask(b"+0,-6,+0x47,-0xf0", &Mask256::EMPTY).unwrap();
+        assert_eq!(ids(&m), vec![0, 0x47]);
+    }
+
+    #[test]
+    fn seed_walkthrough_forms_agree() {
+        let rel = parse_mask(b"-5,-6", &Mask256::FULL).unwrap();
+        let absolute = abs(&format!("0xf9{}", "f".repeat(62))).unwrap();
+        assert_eq!(rel, absolute);
+        let rel = parse_mask(b"-4,-0x47,-0xab,-0xff", &Mask256::FULL).unwrap();
+        let absolute =
+            abs("0xf7fffffffffffffffeffffffffffffffffffffffffeffffffffffffffffffffe").unwrap();
+        assert_eq!(rel, absolute);
+    }
+
+    // --- relative form ----------------------------------------------------
+
+    #[test]
+    fn relative_kernel_examples() {
+        let e = Mask256::EMPTY;
+        assert_eq!(
+            ids(&parse_mask(b"+0-15", &e).unwrap()),
+            (0..=15).collect::<Vec<u8>>()
+        );
+        assert_eq!(
+            parse_mask(b"-0x47", &Mask256::FULL).unwrap().complement(),
+            Mask256::single(71)
+        );
+        assert_eq!(ids(&parse_mask(b"+010", &e).unwrap()), vec![8]);
+        assert_eq!(ids(&parse_mask(b"+1,,+2\n", &e).unwrap()), vec![1, 2]);
+        let m = parse_mask(b"+0-255,-128", &e).unwrap();
+        assert_eq!(m.count(), 255);
+        assert!(!m.contains(128));
+        assert_eq!(ids(&parse_mask(b"+0X1f", &e).unwrap()), vec![31]);
+        assert_eq!(ids(&parse_mask(b"+1\n+2", &e).unwrap()), vec![1, 2]);
+        assert_eq!(
+            ids(&parse_mask(b"-1-2", &Mask256::range(0, 3)).unwrap()),
+            vec![0, 3]
+        );
+    }
+
+    #[test]
+    fn relative_kernel_rejections() {
+        for s in [
+            "+08", "+1 ,+2", "+3-1", "+256", "+1-", "+-1", "+1,x", "+", "-", "+0x", "+1-256",
+            "+1;+2", "+0x100",
+        ] {
+            assert!(parse_mask(s.as_bytes(), &Mask256::EMPTY).is_err(), "{s:?}");
+        }
+        // a leading space makes it the absolute form, which rejects it too
+        assert!(parse_mask(b" +1", &Mask256::EMPTY).is_err());
+    }
+
+    #[test]
+    fn relative_is_all_or_nothing() {
+        let base = Mask256::range(0, 3);
+        assert!(parse_mask(b"-0,-1,+999", &base).is_err());
+        // the caller's mask is untouched by construction (returned by value)
+        assert_eq!(base, Mask256::range(0, 3));
+    }
+
+    #[test]
+    fn relative_huge_numbers_wrap_like_simple_strtoul() {
+        // 2^64 wraps to 0, which is a valid bit
+        assert_eq!(
+            ids(&parse_mask(b"+18446744073709551616", &Mask256::EMPTY).unwrap()),
+            vec![0]
+        );
+        assert!(parse_mask(b"+18446744073709551615", &Mask256::EMPTY).is_err());
+    }
+
+    #[test]
+    fn simple_strtoul_prefixes() {
+        assert_eq!(simple_strtoul(b"0x1fz"), (31, 4));
+        assert_eq!(simple_strtoul(b"0xg"), (0, 1)); // octal 0, stops at x
+        assert_eq!(simple_strtoul(b"017"), (15, 3));
+        assert_eq!(simple_strtoul(b"08"), (0, 1));
+        assert_eq!(simple_strtoul(b"x"), (0, 0));
+        assert_eq!(simple_strtoul(b""), (0, 0));
+    }
+
+    // --- boot parameters --------------------------------------------------
+
+    #[test]
+    fn boot_parameter_example() {
+        // ap.apmask=0xffff ap.aqmask=0x40: adapters 0-15 x domain 1
+        assert_eq!(parse_boot_mask("0xffff").unwrap(), Mask256::range(0, 15));
+        assert_eq!(ids(&parse_boot_mask("0x40").unwrap()), vec![1]);
+        // relative terms apply to the cleared mask
+        assert_eq!(ids(&parse_boot_mask("+3,+5").unwrap()), vec![3, 5]);
+        assert_eq!(parse_boot_mask("-3").unwrap(), Mask256::EMPTY);
+        assert!(parse_boot_mask("0xzz").is_err());
+    }
+
+    // --- kstrtoul ---------------------------------------------------------
+
+    #[test]
+    fn kstrtoul_accepts() {
+        for (s, v) in [
+            ("5", 5u64),
+            ("5\n", 5),
+            ("+5", 5),
+            ("0x1f", 31),
+            ("0X1F", 31),
+            ("010", 8),
+            ("0", 0),
+            ("0\n", 0),
+            ("255", 255),
+            ("18446744073709551615", u64::MAX),
+            ("0xab\n", 0xab),
+        ] {
+            assert_eq!(parse_kstrtoul(s.as_bytes()), Ok(v), "{s:?}");
+        }
+    }
+
+    #[test]
+    fn kstrtoul_rejects() {
+        for s in [
+            "", "\n", " 5", "5 ", "-1", "0x", "08", "5\n\n", "+", "++5", "5,6", "0x\n", "abc",
+            "1e3",
+        ] {
+            assert!(
+                matches!(parse_kstrtoul(s.as_bytes()), Err(NumberError::Invalid(_))),
+                "{s:?}"
+            );
+        }
+        assert_eq!(
+            parse_kstrtoul(b"18446744073709551616"),
+            Err(NumberError::Overflow)
+        );
+        assert_eq!(
+            parse_kstrtoul(b"0x10000000000000000"),
+            Err(NumberError::Overflow)
+        );
+        let NumberError::Invalid(e) = parse_kstrtoul(b"08").unwrap_err() else {
+            panic!()
+        };
+        assert!(e.rule.contains("octal"), "{e}");
+    }
+
+    // --- create ------------------------------------------------------------
+
+    #[test]
+    fn create_uuid_forms() {
+        let u = "669d9b23-fe1b-4ecd-be08-e42dc3f5d3c4";
+        assert_eq!(parse_create_uuid(u.as_bytes()).unwrap().to_string(), u);
+        assert!(parse_create_uuid(format!("{u}\n").as_bytes()).is_ok());
+        // the 37th byte is not inspected by the mdev core
+        assert!(parse_create_uuid(format!("{u}x").as_bytes()).is_ok());
+        let upper = u.to_uppercase();
+        assert_eq!(
+            parse_create_uuid(upper.as_bytes()).unwrap().to_string(),
+            u,
+            "either case, printed lower-case"
+        );
+        for bad in [
+            "",
+            "669d9b23-fe1b-4ecd-be08-e42dc3f5d3c",
+            "669d9b23-fe1b-4ecd-be08-e42dc3f5d3c4\n\n",
+            "669d9b23xfe1b-4ecd-be08-e42dc3f5d3c4",
+            "669d9b23-fe1b-4ecd-be08-e42dc3f5d3cg",
+            "{69d9b23-fe1b-4ecd-be08-e42dc3f5d3c}",
+            "669d9b23fe1b4ecdbe08e42dc3f5d3c4\n\n\n\n",
+        ] {
+            assert!(parse_create_uuid(bad.as_bytes()).is_err(), "{bad:?}");
+        }
+    }
+
+    // --- id lists ----------------------------------------------------------
+
+    #[test]
+    fn id_lists() {
+        assert_eq!(
+            parse_id_list("4-6, 0x47,0xab ,255").unwrap(),
+            vec![4, 5, 6, 71, 171, 255]
+        );
+        assert_eq!(parse_id_list("").unwrap(), Vec::<u64>::new());
+        assert_eq!(parse_id_list("6,5").unwrap(), vec![6, 5]);
+        assert_eq!(parse_id_list("300").unwrap(), vec![300]);
+        for bad in ["1,,2", "x", "5-3", "0-256", "1-", "-1", "0x", "1 2"] {
+            let e = parse_id_list(bad).unwrap_err();
+            assert_eq!(e.list, bad);
+        }
+        assert!(parse_id_set("300").is_err());
+        assert_eq!(parse_id_set("0-2").unwrap(), Mask256::range(0, 2));
+    }
+}
