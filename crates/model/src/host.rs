@@ -126,6 +126,36 @@ impl Effects {
     }
 }
 
+/// The AP bus's own settings (`/sys/bus/ap/*`, kernel.md §1).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BusSettings {
+    /// `ap_domain`: the default domain zcrypt uses; `None` prints -1.
+    pub default_domain: Option<u8>,
+    /// `config_time`: seconds between bus scans.
+    pub config_time: u32,
+    /// `poll_thread`.
+    pub poll_thread: bool,
+    /// `poll_timeout` in nanoseconds.
+    pub poll_timeout: u64,
+    /// `ap_interrupts`.
+    pub interrupts: bool,
+}
+
+impl BusSettings {
+    /// The kernel's defaults on an LPAR; the default domain is chosen by the
+    /// first scan (see [`Host::boot`]).
+    pub fn lpar_defaults() -> Self {
+        BusSettings {
+            default_domain: None,
+            config_time: 30,
+            poll_thread: false,
+            poll_timeout: 250_000,
+            interrupts: true,
+        }
+    }
+}
+
 /// A running guest.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Guest {
@@ -182,6 +212,7 @@ pub struct Host {
     apmask: Mask256,
     aqmask: Mask256,
     scans: u64,
+    bus: BusSettings,
     mdevs: BTreeMap<Uuid, Mdev>,
     guests: BTreeMap<String, Guest>,
     // Derived from the above; rebuilt on load.
@@ -222,6 +253,7 @@ impl Host {
             apmask,
             aqmask,
             scans: 1,
+            bus: BusSettings::lpar_defaults(),
             mdevs: BTreeMap::new(),
             guests: BTreeMap::new(),
             bindings: Bindings {
@@ -235,7 +267,18 @@ impl Host {
             attached: HashMap::new(),
         };
         host.reprobe();
+        host.bus.default_domain = host.select_default_domain();
         (host, warnings)
+    }
+
+    /// The first scan's choice of default domain: the first usage domain in
+    /// aqmask that has a queue on a configured card in apmask (kernel.md §9).
+    fn select_default_domain(&self) -> Option<u8> {
+        let host_cards = self.configured.and(&self.apmask);
+        if host_cards.is_empty() {
+            return None;
+        }
+        self.topology.usage_domains.and(&self.aqmask).first()
     }
 
     /// The seed document's example host with the seed profile.
@@ -275,11 +318,20 @@ impl Host {
         self.scans
     }
 
-    /// A bus scan: the kernel re-reads the configuration; here it only counts
-    /// (the hardware does not change underneath the emulator).
+    /// A bus scan: the kernel re-reads the configuration (the emulated
+    /// hardware does not change underneath it), and picks a default domain
+    /// if it has none yet.
     pub fn rescan(&mut self) -> u64 {
         self.scans += 1;
+        if self.bus.default_domain.is_none() {
+            self.bus.default_domain = self.select_default_domain();
+        }
         self.scans
+    }
+
+    /// The bus settings (`ap_domain`, `config_time`, ...).
+    pub fn bus(&self) -> &BusSettings {
+        &self.bus
     }
 
     pub fn mdevs(&self) -> impl Iterator<Item = &Mdev> {
@@ -1133,6 +1185,7 @@ pub struct HostState {
     pub apmask: Mask256,
     pub aqmask: Mask256,
     pub scans: u64,
+    pub bus: BusSettings,
     #[serde(default)]
     pub mdevs: Vec<Mdev>,
     #[serde(default)]
@@ -1153,6 +1206,7 @@ impl Host {
             apmask: self.apmask,
             aqmask: self.aqmask,
             scans: self.scans,
+            bus: self.bus.clone(),
             mdevs: self.mdevs.values().cloned().collect(),
             guests: self
                 .guests
@@ -1191,6 +1245,16 @@ impl Host {
         host.apmask = state.apmask;
         host.aqmask = state.aqmask;
         host.scans = state.scans;
+        if let Some(d) = state
+            .bus
+            .default_domain
+            .filter(|d| *d > host.max_id(MatrixAxis::Domain))
+        {
+            return err(format!(
+                "ap_domain {d} is above the host's maximum domain number"
+            ));
+        }
+        host.bus = state.bus;
         host.reprobe();
         for m in state.mdevs {
             if host.mdevs.contains_key(&m.uuid) {
@@ -1380,6 +1444,21 @@ mod tests {
             .unwrap_err()
             .to_string()
             .contains("above the host's maximum"));
+    }
+
+    #[test]
+    fn default_domain_is_chosen_by_the_first_scan() {
+        assert_eq!(Host::seed_example().bus().default_domain, Some(4));
+        // aqmask without domain 4 at boot: the next usage domain
+        let mut t = Topology::seed_example();
+        t.boot.aqmask = Some("-4".into()); // relative onto the cleared mask: empty
+        let mut h = Host::new(t.clone(), &SEED);
+        assert_eq!(h.bus().default_domain, None);
+        h.write_mask(MaskKind::Aqmask, b"+5").unwrap();
+        h.rescan();
+        assert_eq!(h.bus().default_domain, Some(5));
+        t.boot.aqmask = Some("0x07".into()); // bits 5, 6, 7
+        assert_eq!(Host::new(t, &SEED).bus().default_domain, Some(5));
     }
 
     #[test]
