@@ -23,12 +23,7 @@ use crate::style::{ColorChoice, Style};
 /// apmask and aqmask, vfio_ap mediated matrix devices (mdevs) and the KVM
 /// guests using them, with the kernel's rules and errnos.
 #[derive(Parser, Debug)]
-#[command(
-    name = "apmatrix",
-    version,
-    propagate_version = true,
-    max_term_width = 100
-)]
+#[command(name = "apmatrix", version, max_term_width = 100)]
 struct Cli {
     /// The emulated host's state file [default: $APMATRIX_HOST, else
     /// $XDG_STATE_HOME/apmatrix/host.json, else ~/.local/state/apmatrix/host.json]
@@ -815,4 +810,25 @@ fn host_text(host: &Host) -> String {
         s.mdevs, s.available_instances, s.guests
     ));
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn command_line_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn boot_values_drop_trailing_zero_digits() {
+        assert_eq!(boot_value(&Mask256::range(0, 15)), "0xffff");
+        assert_eq!(boot_value(&Mask256::single(1)), "0x4");
+        assert_eq!(boot_value(&Mask256::EMPTY), "0x0");
+        assert_eq!(
+            boot_value(&Mask256::single(255)),
+            format!("0x{}1", "0".repeat(63))
+        );
+    }
 }

@@ -137,13 +137,43 @@ impl Store {
         Ok(outcome)
     }
 
+    fn tmp_prefix(&self) -> std::ffi::OsString {
+        let mut name = self.path.file_name().unwrap_or_default().to_os_string();
+        name.push(".tmp.");
+        name
+    }
+
+    /// Removes temporary files of writers that were killed before their
+    /// rename. Callers hold the lock, so no writer is mid-write.
+    fn sweep_temporaries(&self) {
+        let prefix = self.tmp_prefix();
+        let prefix = prefix.to_string_lossy();
+        let dir = match self.path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            Some(d) => d.to_path_buf(),
+            None => PathBuf::from("."),
+        };
+        let Ok(entries) = fs::read_dir(&dir) else {
+            return;
+        };
+        for entry in entries.flatten() {
+            if entry
+                .file_name()
+                .to_string_lossy()
+                .starts_with(prefix.as_ref())
+            {
+                let _ = fs::remove_file(entry.path());
+            }
+        }
+    }
+
     /// Writes a temporary file beside the state, syncs it, renames it over
     /// the state and syncs the directory. Callers hold the lock.
     fn save(&self, host: &Host) -> Result<(), StoreError> {
+        self.sweep_temporaries();
         let mut text = serde_json::to_string_pretty(&host.to_state()).expect("state serialises");
         text.push('\n');
-        let mut tmp_name = self.path.file_name().unwrap_or_default().to_os_string();
-        tmp_name.push(format!(".tmp.{}", std::process::id()));
+        let mut tmp_name = self.tmp_prefix();
+        tmp_name.push(std::process::id().to_string());
         let tmp = self.path.with_file_name(tmp_name);
         let write = || -> io::Result<()> {
             let mut f = File::create(&tmp)?;
