@@ -516,7 +516,7 @@ impl Host {
             MaskKind::Aqmask => self.aqmask = new,
         }
         let rebinds = self.reprobe();
-        let guest_updates = self.refresh_all_guests();
+        let guest_updates = self.refresh_guests_after(&rebinds);
         Ok(Effects {
             reprobed: true,
             rebinds,
@@ -1117,11 +1117,44 @@ impl Host {
         update_effects(name, before, crycb)
     }
 
-    fn refresh_all_guests(&mut self) -> Vec<GuestUpdate> {
-        let attached: Vec<Uuid> = self.guests.values().filter_map(|g| g.mdev).collect();
-        attached
-            .iter()
-            .flat_map(|u| self.refresh_guest_of(u).guest_updates)
+    /// Refreshes the guests a re-probe can affect: a CRYCB depends on the
+    /// binding of its mdev's queues only, so guests whose matrix meets no
+    /// rebound queue are skipped (under the seed rules that is every guest:
+    /// assigned queues never go back to the host).
+    fn refresh_guests_after(&mut self, rebinds: &[Rebind]) -> Vec<GuestUpdate> {
+        let mut rebound = [Mask256::EMPTY; 256];
+        for r in rebinds {
+            let a = r.adapter.0 as usize;
+            rebound[a] = rebound[a].or(&r.domains);
+        }
+        let mut changed = Vec::new();
+        for g in self.guests.values() {
+            let Some(mdev) = g.mdev.and_then(|u| self.mdevs.get(&u)) else {
+                continue;
+            };
+            if !mdev
+                .adapters
+                .iter()
+                .any(|a| rebound[a as usize].intersects(&mdev.domains))
+            {
+                continue;
+            }
+            let crycb = self.crycb_for(mdev);
+            if crycb != g.crycb {
+                changed.push((g.name.clone(), crycb));
+            }
+        }
+        changed
+            .into_iter()
+            .map(|(name, crycb)| {
+                let g = self.guests.get_mut(&name).expect("just seen");
+                let before = std::mem::replace(&mut g.crycb, crycb);
+                GuestUpdate {
+                    guest: name,
+                    before,
+                    after: crycb,
+                }
+            })
             .collect()
     }
 }
