@@ -391,7 +391,7 @@ fn mdev_command(
                 None => Uuid::new_v4().to_string(),
             };
             let created = store.update(|h| h.write_create(uuid.as_bytes()))??;
-            Ok(format!("{created}\n"))
+            Ok(created.map_or(String::new(), |u| format!("{u}\n")))
         }
         MdevCommand::Assign(ids) | MdevCommand::Unassign(ids) => {
             let assign = matches!(cmd, MdevCommand::Assign(_));

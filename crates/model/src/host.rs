@@ -481,6 +481,9 @@ impl Host {
 
     /// A write to `/sys/bus/ap/apmask` or `aqmask`, either kernel form.
     pub fn write_mask(&mut self, kind: MaskKind, input: &[u8]) -> Result<Effects, ApError> {
+        if input.is_empty() {
+            return Ok(Effects::default()); // see `write_create`
+        }
         let new = parse_mask(input, &self.mask(kind))
             .map_err(|e| ApError::invalid(kind.name(), input, e.to_string()))?;
         self.set_mask(kind, new)
@@ -595,12 +598,20 @@ impl Host {
     // mdev life cycle
     // ---------------------------------------------------------------------
 
-    /// A write to `mdev_supported_types/vfio_ap-passthrough/create`.
-    pub fn write_create(&mut self, input: &[u8]) -> Result<Uuid, ApError> {
+    /// A write to `mdev_supported_types/vfio_ap-passthrough/create`; the new
+    /// mdev's UUID, or `None` for a write of 0 bytes.
+    ///
+    /// Every `write_*` function behaves as write(2) on the attribute: sysfs
+    /// never passes a write of 0 bytes to the store, so it succeeds and
+    /// changes nothing (kernel.md §2).
+    pub fn write_create(&mut self, input: &[u8]) -> Result<Option<Uuid>, ApError> {
+        if input.is_empty() {
+            return Ok(None);
+        }
         let uuid = parse_create_uuid(input)
             .map_err(|e| ApError::invalid("create", input, e.to_string()))?;
         self.create_mdev(uuid)?;
-        Ok(uuid)
+        Ok(Some(uuid))
     }
 
     /// Creates an mdev with an empty matrix.
@@ -621,6 +632,9 @@ impl Host {
     /// A write to an mdev's `remove`: a non-zero number removes it, 0 does nothing.
     pub fn write_remove(&mut self, uuid: &Uuid, input: &[u8]) -> Result<(), ApError> {
         self.existing_mdev(uuid)?;
+        if input.is_empty() {
+            return Ok(()); // see `write_create`
+        }
         let value = self.parse_number("remove", input)?;
         if value == 0 {
             return Ok(());
@@ -675,6 +689,10 @@ impl Host {
         axis: MatrixAxis,
         input: &[u8],
     ) -> Result<Effects, ApError> {
+        self.existing_mdev(uuid)?;
+        if input.is_empty() {
+            return Ok(Effects::default()); // see `write_create`
+        }
         self.check_matrix_store(uuid)?;
         let id = self.parse_number(&format!("assign_{}", axis.attr_word()), input)?;
         self.assign_checked(uuid, axis, id)
@@ -687,6 +705,10 @@ impl Host {
         axis: MatrixAxis,
         input: &[u8],
     ) -> Result<Effects, ApError> {
+        self.existing_mdev(uuid)?;
+        if input.is_empty() {
+            return Ok(Effects::default()); // see `write_create`
+        }
         self.check_matrix_store(uuid)?;
         let id = self.parse_number(&format!("unassign_{}", axis.attr_word()), input)?;
         self.unassign_checked(uuid, axis, id)
@@ -993,14 +1015,24 @@ impl Host {
         } else if !g.cpu.apft {
             notes.push("the CPU model has apft=off: the guest's AP bus cannot identify CEX4 and newer cards, so it sees none".into());
         } else {
-            let hidden = g.crycb.aqm.and_not(&Mask256::range(0, 15));
-            if !g.cpu.apqci && !hidden.is_empty() {
+            // Without QCI the guest's AP bus uses the limits 63 and 15
+            // (kernel.md §7), so it never looks at higher ids.
+            let (max_a, max_d) = if g.cpu.apqci { (255, 255) } else { (63, 15) };
+            let hidden_domains = g.crycb.aqm.and_not(&Mask256::range(0, max_d));
+            let hidden_adapters = g.crycb.apm.and_not(&Mask256::range(0, max_a));
+            if !hidden_domains.is_empty() {
                 notes.push(format!(
                     "the CPU model has apqci=off: domains above 15 are invisible to the guest ({})",
-                    hidden.to_hex_list()
+                    hidden_domains.to_hex_list()
                 ));
             }
-            for a in g.crycb.apm.iter() {
+            if !hidden_adapters.is_empty() {
+                notes.push(format!(
+                    "the CPU model has apqci=off: adapters above 63 are invisible to the guest ({})",
+                    hidden_adapters.to_hex_list()
+                ));
+            }
+            for a in g.crycb.apm.iter().filter(|a| *a <= max_a) {
                 let Some(card) = self.topology.card(AdapterId(a)) else {
                     continue;
                 };
@@ -1009,7 +1041,7 @@ impl Host {
                     .aqm
                     .and(&self.topology.usage_domains)
                     .iter()
-                    .filter(|d| g.cpu.apqci || *d <= 15)
+                    .filter(|d| *d <= max_d)
                     .map(DomainId)
                     .collect();
                 if domains.is_empty() || !card.config {
@@ -1477,6 +1509,27 @@ mod tests {
             .unwrap_err()
             .to_string()
             .contains("above the host's maximum"));
+    }
+
+    #[test]
+    fn writes_of_zero_bytes_change_nothing() {
+        let mut h = Host::seed_example();
+        let m = h
+            .write_create(b"669d9b23-fe1b-4ecd-be08-e42dc3f5d3c4")
+            .unwrap()
+            .unwrap();
+        let before = h.clone();
+        assert_eq!(h.write_create(b""), Ok(None));
+        assert_eq!(h.write_mask(MaskKind::Apmask, b""), Ok(Effects::default()));
+        for axis in MatrixAxis::ALL {
+            assert_eq!(h.write_assign(&m, axis, b""), Ok(Effects::default()));
+            assert_eq!(h.write_unassign(&m, axis, b""), Ok(Effects::default()));
+        }
+        assert_eq!(h.write_remove(&m, b""), Ok(()));
+        assert_eq!(h, before);
+        // ...but one newline is a write: the empty absolute mask.
+        h.write_mask(MaskKind::Apmask, b"\n").unwrap();
+        assert_eq!(h.apmask(), Mask256::EMPTY);
     }
 
     #[test]

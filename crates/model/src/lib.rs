@@ -12,7 +12,7 @@
 //!
 //! let mut host = Host::seed_example();
 //! host.write_mask(MaskKind::Apmask, b"-5,-6\n").unwrap();
-//! let mdev = host.write_create(b"669d9b23-fe1b-4ecd-be08-e42dc3f5d3c4\n").unwrap();
+//! let mdev = host.write_create(b"669d9b23-fe1b-4ecd-be08-e42dc3f5d3c4\n").unwrap().unwrap();
 //! host.write_assign(&mdev, MatrixAxis::Adapter, b"5\n").unwrap();
 //! host.write_assign(&mdev, MatrixAxis::Domain, b"0xab\n").unwrap();
 //! assert_eq!(host.mdev(&mdev).unwrap().matrix_text(), "05.00ab\n");

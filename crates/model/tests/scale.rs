@@ -52,7 +52,7 @@ fn build_block_mdev(host: &mut Host, i: usize) {
         let created = host
             .write_create(format!("{uuid}\n").as_bytes())
             .unwrap_or_else(|e| panic!("write_create mdev {i}: {e}"));
-        assert_eq!(created, uuid);
+        assert_eq!(created, Some(uuid));
     }
     let (adapter, domains) = block_of(i);
     let ok = |r: Result<apmatrix_model::Effects, ApError>, what: &str| {
@@ -297,7 +297,9 @@ fn full_scale_host_with_4096_mdevs() {
     );
     // The byte path, domain axis: adapter 7 first, then domain 0x47.
     let y = extra_uuid(2);
-    host.write_create(format!("{y}").as_bytes()).unwrap();
+    host.write_create(format!("{y}").as_bytes())
+        .unwrap()
+        .unwrap();
     host.write_assign(&y, MatrixAxis::Adapter, b"7\n").unwrap();
     let err = host
         .write_assign(&y, MatrixAxis::Domain, b"0x47\n")

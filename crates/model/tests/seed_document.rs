@@ -25,7 +25,9 @@ fn vfio_queues(host: &Host) -> Vec<String> {
 
 /// `uuidgen > create`, as the document does it (with echo's newline).
 fn create(host: &mut Host, uuid: &str) -> Uuid {
-    host.write_create(format!("{uuid}\n").as_bytes()).unwrap()
+    host.write_create(format!("{uuid}\n").as_bytes())
+        .unwrap()
+        .unwrap()
 }
 
 /// `echo VALUE > assign_<axis>`.
