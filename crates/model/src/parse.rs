@@ -355,12 +355,15 @@ pub fn parse_id_list(text: &str) -> Result<Vec<u64>, IdListError> {
         }
         let number = |t: &str| -> Result<u64, IdListError> {
             let t = t.trim();
-            let parsed = if let Some(hex) = t.strip_prefix("0x").or_else(|| t.strip_prefix("0X")) {
-                u64::from_str_radix(hex, 16)
-            } else {
-                t.parse::<u64>()
+            // Digits only: Rust's parsers would also take a leading '+'.
+            let parsed = match t.strip_prefix("0x").or_else(|| t.strip_prefix("0X")) {
+                Some(hex) if !hex.is_empty() && hex.bytes().all(|b| b.is_ascii_hexdigit()) => {
+                    u64::from_str_radix(hex, 16).ok()
+                }
+                None if !t.is_empty() && t.bytes().all(|b| b.is_ascii_digit()) => t.parse().ok(),
+                _ => None,
             };
-            parsed.map_err(|_| {
+            parsed.ok_or_else(|| {
                 err(format!(
                     "{t:?} is not a number (decimal, or hex with a 0x prefix)"
                 ))
@@ -669,7 +672,9 @@ mod tests {
         assert_eq!(parse_id_list("").unwrap(), Vec::<u64>::new());
         assert_eq!(parse_id_list("6,5").unwrap(), vec![6, 5]);
         assert_eq!(parse_id_list("300").unwrap(), vec![300]);
-        for bad in ["1,,2", "x", "5-3", "0-256", "1-", "-1", "0x", "1 2"] {
+        for bad in [
+            "1,,2", "x", "5-3", "0-256", "1-", "-1", "0x", "1 2", "+5", "0x+5", "1-+5",
+        ] {
             let e = parse_id_list(bad).unwrap_err();
             assert_eq!(e.list, bad);
         }
