@@ -251,6 +251,10 @@ pub enum ApError {
 
     #[error("ENODEV: guest {0} has no vfio-ap device")]
     GuestHasNoMdev(String),
+
+    /// A card or queue attribute whose device cannot take the change.
+    #[error("ENODEV: {device}: {reason}")]
+    DeviceUnavailable { device: String, reason: String },
 }
 
 impl ApError {
@@ -272,7 +276,7 @@ impl ApError {
             ApError::MdevExists(_) | ApError::GuestExists(_) => Errno::EEXIST,
             ApError::MdevAttachedElsewhere { .. } => Errno::EBUSY,
             ApError::GuestHasMdev { .. } => Errno::EPERM,
-            ApError::GuestHasNoMdev(_) => Errno::ENODEV,
+            ApError::GuestHasNoMdev(_) | ApError::DeviceUnavailable { .. } => Errno::ENODEV,
         }
     }
 

@@ -5,7 +5,7 @@
 //! [`ApError`] and leaves the host exactly as it was: all checks run before
 //! the first change.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt;
 
 use serde::{Deserialize, Serialize};
@@ -14,10 +14,13 @@ use uuid::Uuid;
 use crate::error::{ApError, ApqnList, MaskKind};
 use crate::ids::{AdapterId, Apqn, DomainId, MatrixAxis};
 use crate::mask::Mask256;
-use crate::parse::{parse_create_uuid, parse_kstrtoul, parse_mask, NumberError};
+use crate::parse::{parse_kstrtoul, NumberError};
 use crate::profile::{Availability, GuestFilter, KernelProfile, MaskReclaim, RunningGuest, SEED};
 use crate::topology::{BootWarning, Topology};
 use crate::vfio::{cross, CpuModel, Crycb, GuestCard, GuestView, Mdev};
+
+mod op;
+pub use op::{Op, WriteTarget, Written};
 
 /// The device drivers of the AP bus.
 #[derive(Copy, Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -215,6 +218,8 @@ pub struct Host {
     bus: BusSettings,
     mdevs: BTreeMap<Uuid, Mdev>,
     guests: BTreeMap<String, Guest>,
+    /// Queues bound to cex4queue whose zcrypt `online` is 0 (usually none).
+    offline_queues: BTreeSet<Apqn>,
     // Derived from the above; rebuilt on load.
     configured: Mask256,
     bindings: Bindings,
@@ -256,6 +261,7 @@ impl Host {
             bus: BusSettings::lpar_defaults(),
             mdevs: BTreeMap::new(),
             guests: BTreeMap::new(),
+            offline_queues: BTreeSet::new(),
             bindings: Bindings {
                 zcrypt: empty_table(),
                 vfio: empty_table(),
@@ -481,12 +487,7 @@ impl Host {
 
     /// A write to `/sys/bus/ap/apmask` or `aqmask`, either kernel form.
     pub fn write_mask(&mut self, kind: MaskKind, input: &[u8]) -> Result<Effects, ApError> {
-        if input.is_empty() {
-            return Ok(Effects::default()); // see `write_create`
-        }
-        let new = parse_mask(input, &self.mask(kind))
-            .map_err(|e| ApError::invalid(kind.name(), input, e.to_string()))?;
-        self.set_mask(kind, new)
+        Ok(self.write(WriteTarget::Mask(kind), input)?.effects)
     }
 
     /// Sets a mask: refused if it would give the host an APQN that an mdev
@@ -588,6 +589,19 @@ impl Host {
                     });
                 }
             }
+            // A queue probed by cex4queue starts as online as its card;
+            // one leaving zcrypt forgets its flag (kernel.md §4).
+            for d in zcrypt.and_not(&old_z).iter() {
+                let apqn = Apqn::new(card.id.0, d);
+                if card.online {
+                    self.offline_queues.remove(&apqn);
+                } else {
+                    self.offline_queues.insert(apqn);
+                }
+            }
+            for d in old_z.and_not(&zcrypt).iter() {
+                self.offline_queues.remove(&Apqn::new(card.id.0, d));
+            }
             self.bindings.zcrypt[a] = zcrypt;
             self.bindings.vfio[a] = vfio;
         }
@@ -605,13 +619,10 @@ impl Host {
     /// never passes a write of 0 bytes to the store, so it succeeds and
     /// changes nothing (kernel.md §2).
     pub fn write_create(&mut self, input: &[u8]) -> Result<Option<Uuid>, ApError> {
-        if input.is_empty() {
-            return Ok(None);
-        }
-        let uuid = parse_create_uuid(input)
-            .map_err(|e| ApError::invalid("create", input, e.to_string()))?;
-        self.create_mdev(uuid)?;
-        Ok(Some(uuid))
+        Ok(match self.write(WriteTarget::Create, input)?.op {
+            Some(Op::CreateMdev { uuid }) => Some(uuid),
+            _ => None,
+        })
     }
 
     /// Creates an mdev with an empty matrix.
@@ -631,15 +642,7 @@ impl Host {
 
     /// A write to an mdev's `remove`: a non-zero number removes it, 0 does nothing.
     pub fn write_remove(&mut self, uuid: &Uuid, input: &[u8]) -> Result<(), ApError> {
-        self.existing_mdev(uuid)?;
-        if input.is_empty() {
-            return Ok(()); // see `write_create`
-        }
-        let value = self.parse_number("remove", input)?;
-        if value == 0 {
-            return Ok(());
-        }
-        self.remove_mdev(uuid)
+        self.write(WriteTarget::Remove(*uuid), input).map(drop)
     }
 
     /// Removes an mdev; refused while a guest uses it.
@@ -689,13 +692,7 @@ impl Host {
         axis: MatrixAxis,
         input: &[u8],
     ) -> Result<Effects, ApError> {
-        self.existing_mdev(uuid)?;
-        if input.is_empty() {
-            return Ok(Effects::default()); // see `write_create`
-        }
-        self.check_matrix_store(uuid)?;
-        let id = self.parse_number(&format!("assign_{}", axis.attr_word()), input)?;
-        self.assign_checked(uuid, axis, id)
+        Ok(self.write(WriteTarget::Assign(*uuid, axis), input)?.effects)
     }
 
     /// A write to `unassign_adapter`, `unassign_domain` or `unassign_control_domain`.
@@ -705,13 +702,9 @@ impl Host {
         axis: MatrixAxis,
         input: &[u8],
     ) -> Result<Effects, ApError> {
-        self.existing_mdev(uuid)?;
-        if input.is_empty() {
-            return Ok(Effects::default()); // see `write_create`
-        }
-        self.check_matrix_store(uuid)?;
-        let id = self.parse_number(&format!("unassign_{}", axis.attr_word()), input)?;
-        self.unassign_checked(uuid, axis, id)
+        Ok(self
+            .write(WriteTarget::Unassign(*uuid, axis), input)?
+            .effects)
     }
 
     /// Assigns an adapter, domain or control domain to an mdev.
@@ -1255,6 +1248,9 @@ pub struct HostState {
     pub mdevs: Vec<Mdev>,
     #[serde(default)]
     pub guests: Vec<GuestState>,
+    /// Queues under cex4queue set offline (zcrypt `online` = 0).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub offline_queues: Vec<Apqn>,
 }
 
 /// A saved state that cannot be a host's: names what is wrong.
@@ -1282,6 +1278,7 @@ impl Host {
                     cpu: g.cpu,
                 })
                 .collect(),
+            offline_queues: self.offline_queues.iter().copied().collect(),
         }
     }
 
@@ -1373,6 +1370,14 @@ impl Host {
             }
             host.start_guest(&g.name, g.mdev, g.cpu)
                 .map_err(|e| StateError(format!("guest {}: {e}", g.name)))?;
+        }
+        for apqn in state.offline_queues {
+            if host.queue_driver(apqn) != Some(Some(Driver::Cex4Queue)) {
+                return err(format!(
+                    "queue {apqn} is recorded offline but is not bound to cex4queue"
+                ));
+            }
+            host.offline_queues.insert(apqn);
         }
         Ok(host)
     }

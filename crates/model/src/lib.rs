@@ -32,7 +32,8 @@ pub mod vfio;
 
 pub use error::{ApError, ApqnList, Errno, MaskKind};
 pub use host::{
-    ApqnState, Driver, Effects, Guest, GuestUpdate, Host, HostState, Rebind, StateError,
+    ApqnState, Driver, Effects, Guest, GuestUpdate, Host, HostState, Op, Rebind, StateError,
+    WriteTarget, Written,
 };
 pub use ids::{AdapterId, Apqn, DomainId, MatrixAxis};
 pub use mask::Mask256;

@@ -403,6 +403,60 @@ pub fn parse_id_set(text: &str) -> Result<Mask256, IdListError> {
     Ok(mask)
 }
 
+// ---------------------------------------------------------------------------
+// sscanf("%i") / sscanf("%d") and kstrtobool, as the bus and card attributes
+// parse their input (kernel.md §1, §4)
+// ---------------------------------------------------------------------------
+
+/// The integer `sscanf(buf, "%i")` (`any_base`) or `sscanf(buf, "%d")` reads
+/// into a C `int`: leading white space skipped, an optional sign, base 0 or
+/// 10, the value wrapped to 32 bits as the kernel's `simple_strtol` does;
+/// whatever follows the digits is ignored. `None` when no digit is there
+/// (sscanf converts nothing and the store returns EINVAL).
+pub fn parse_scanf_int(input: &[u8], any_base: bool) -> Option<i32> {
+    let s = c_str(input);
+    let mut pos = s.iter().take_while(|b| b.is_ascii_whitespace()).count();
+    let negative = match s.get(pos) {
+        Some(b'-') => {
+            pos += 1;
+            true
+        }
+        Some(b'+') => {
+            pos += 1;
+            false
+        }
+        _ => false,
+    };
+    let (base, skip) = if any_base {
+        radix_of(&s[pos..])
+    } else {
+        (10, 0)
+    };
+    let (value, digits, _) = parse_digits(&s[pos + skip..], base);
+    if digits == 0 {
+        return None;
+    }
+    let value = value as u32 as i32;
+    Some(if negative {
+        value.wrapping_neg()
+    } else {
+        value
+    })
+}
+
+/// The kernel's `kstrtobool`: the first character decides (`1`/`y`/`Y`,
+/// `0`/`n`/`N`), or `on`/`off` in either case; anything else is EINVAL.
+pub fn parse_kstrtobool(input: &[u8]) -> Option<bool> {
+    let s = c_str(input);
+    match s {
+        [b'1' | b'y' | b'Y', ..] => Some(true),
+        [b'0' | b'n' | b'N', ..] => Some(false),
+        [b'o' | b'O', b'n' | b'N', ..] => Some(true),
+        [b'o' | b'O', b'f' | b'F', ..] => Some(false),
+        _ => None,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -680,5 +734,33 @@ mod tests {
         }
         assert!(parse_id_set("300").is_err());
         assert_eq!(parse_id_set("0-2").unwrap(), Mask256::range(0, 2));
+    }
+
+    #[test]
+    fn scanf_int_reads_like_sscanf() {
+        assert_eq!(parse_scanf_int(b"6\n", true), Some(6));
+        assert_eq!(parse_scanf_int(b"  0x2f junk", true), Some(0x2f));
+        assert_eq!(parse_scanf_int(b"010", true), Some(8));
+        assert_eq!(parse_scanf_int(b"010", false), Some(10));
+        assert_eq!(parse_scanf_int(b"0x10", false), Some(0));
+        assert_eq!(parse_scanf_int(b"-1", true), Some(-1));
+        assert_eq!(parse_scanf_int(b"+7", false), Some(7));
+        assert_eq!(parse_scanf_int(b"4294967297", false), Some(1));
+        for bad in [&b""[..], b"\n", b"x1", b"-", b"+ 1", b"--1"] {
+            assert_eq!(parse_scanf_int(bad, true), None, "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn kstrtobool_forms() {
+        for t in [&b"1"[..], b"y", b"Yes", b"on", b"ON\n", b"1junk"] {
+            assert_eq!(parse_kstrtobool(t), Some(true), "{t:?}");
+        }
+        for f in [&b"0"[..], b"n", b"No", b"off", b"oFf"] {
+            assert_eq!(parse_kstrtobool(f), Some(false), "{f:?}");
+        }
+        for bad in [&b""[..], b"2", b"o", b"true", b" 1"] {
+            assert_eq!(parse_kstrtobool(bad), None, "{bad:?}");
+        }
     }
 }

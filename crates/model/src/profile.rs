@@ -49,6 +49,28 @@ pub enum GuestFilter {
     Unfiltered,
 }
 
+/// How `/sys/bus/ap/poll_thread` parses a write (kernel.md §1).
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum PollThreadInput {
+    /// `sscanf("%d")`: any non-zero number starts the thread (OLD, SEED).
+    ScanfInt,
+    /// `kstrtobool` (NEW).
+    KstrToBool,
+}
+
+/// Which optional sysfs attributes this generation has (kernel.md §1, §6).
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub struct SysfsAttributes {
+    /// `/sys/bus/ap/scans` and `bindings` (absent in OLD).
+    pub bus_scans_and_bindings: bool,
+    /// `/sys/bus/ap/features` (NEW).
+    pub bus_features: bool,
+    /// An mdev's `guest_matrix` (DYN and the dynamic series; not OLD).
+    pub guest_matrix: bool,
+    /// A vfio_ap-bound queue's `status` (DYN and the dynamic series).
+    pub queue_status: bool,
+}
+
 /// The era-dependent rules of one kernel generation.
 #[derive(Debug, PartialEq, Eq)]
 pub struct KernelProfile {
@@ -76,6 +98,10 @@ pub struct KernelProfile {
     pub guest_filter: GuestFilter,
     /// The lowest hwtype vfio_ap binds (CEX4 = 10).
     pub vfio_ap_min_hwtype: u8,
+    pub poll_thread_input: PollThreadInput,
+    /// The smallest `poll_timeout` accepted (OLD rejected 0; NEW takes it).
+    pub poll_timeout_min: u64,
+    pub sysfs: SysfsAttributes,
 }
 
 /// The semantics of the seed document (the dynamic configuration series,
@@ -96,6 +122,15 @@ pub const SEED: KernelProfile = KernelProfile {
     max_instances: 65536,
     guest_filter: GuestFilter::WholeAdapters,
     vfio_ap_min_hwtype: 10,
+    // The 2020 series sat on a 5.10-era bus (kernel.md §1 "OLD").
+    poll_thread_input: PollThreadInput::ScanfInt,
+    poll_timeout_min: 1,
+    sysfs: SysfsAttributes {
+        bus_scans_and_bindings: true,
+        bus_features: false,
+        guest_matrix: true,
+        queue_status: true,
+    },
 };
 
 /// Profiles users can choose by name.

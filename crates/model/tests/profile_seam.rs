@@ -3,7 +3,9 @@
 //! a profile that flips the rules, to show every branch behind the seam works
 //! and that the seed profile is what picks the seed behaviour.
 
-use apmatrix_model::profile::{Availability, GuestFilter, MaskReclaim, RunningGuest};
+use apmatrix_model::profile::{
+    Availability, GuestFilter, MaskReclaim, PollThreadInput, RunningGuest, SysfsAttributes,
+};
 use apmatrix_model::{
     Apqn, CpuModel, Driver, Errno, Host, KernelProfile, MaskKind, MatrixAxis, Topology, SEED,
 };
@@ -23,6 +25,14 @@ static OLD_RULES: KernelProfile = KernelProfile {
     max_instances: 2,
     guest_filter: GuestFilter::Unfiltered,
     vfio_ap_min_hwtype: 10,
+    poll_thread_input: PollThreadInput::KstrToBool,
+    poll_timeout_min: 0,
+    sysfs: SysfsAttributes {
+        bus_scans_and_bindings: false,
+        bus_features: false,
+        guest_matrix: false,
+        queue_status: false,
+    },
 };
 
 /// The mainline errnos (kernel.md §3: EBUSY for mask reclaim; §5: EUSERS).

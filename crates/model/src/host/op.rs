@@ -1,0 +1,613 @@
+//! Every change to a host as a value ([`Op`]), and every writable sysfs
+//! attribute as a [`WriteTarget`].
+//!
+//! A write(2) is parsed into an operation first ([`Host::parse_write`]) and
+//! then applied ([`Host::apply`]); both the sysfs view and the CLI go through
+//! this pair, and the state store journals the operations. Applying the same
+//! operations to the same host always gives the same host, so a journal
+//! replays exactly.
+
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use super::{Effects, Host};
+use crate::error::{ApError, MaskKind};
+use crate::ids::{AdapterId, Apqn, MatrixAxis};
+use crate::mask::Mask256;
+use crate::parse::{parse_create_uuid, parse_kstrtobool, parse_mask, parse_scanf_int};
+use crate::profile::PollThreadInput;
+use crate::vfio::CpuModel;
+
+/// One change to a host. Values are as the kernel parsed them; their checks
+/// run in [`Host::apply`], so an operation from any source gets the
+/// kernel's refusal.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "snake_case", deny_unknown_fields)]
+pub enum Op {
+    SetMask {
+        mask: MaskKind,
+        value: Mask256,
+    },
+    CreateMdev {
+        uuid: Uuid,
+    },
+    RemoveMdev {
+        uuid: Uuid,
+    },
+    Assign {
+        uuid: Uuid,
+        axis: MatrixAxis,
+        id: u64,
+    },
+    Unassign {
+        uuid: Uuid,
+        axis: MatrixAxis,
+        id: u64,
+    },
+    StartGuest {
+        name: String,
+        mdev: Option<Uuid>,
+        cpu: CpuModel,
+    },
+    StopGuest {
+        name: String,
+    },
+    AttachMdev {
+        guest: String,
+        uuid: Uuid,
+    },
+    DetachMdev {
+        guest: String,
+    },
+    /// `ap_domain`: the number sscanf read (checked against range and aqmask).
+    SetDefaultDomain {
+        domain: i32,
+    },
+    SetConfigTime {
+        seconds: i32,
+    },
+    SetPollThread {
+        enabled: bool,
+    },
+    SetPollTimeout {
+        nanoseconds: u64,
+    },
+    /// A write to `scans`: one synchronous bus scan.
+    Rescan,
+    /// A card's `online` (zcrypt's cex4card): the number sscanf read.
+    SetCardOnline {
+        adapter: AdapterId,
+        online: i32,
+    },
+    /// A queue's `online` (zcrypt's cex4queue).
+    SetQueueOnline {
+        apqn: Apqn,
+        online: i32,
+    },
+    /// A card's `config` (SCLP configure / deconfigure).
+    SetCardConfig {
+        adapter: AdapterId,
+        config: i32,
+    },
+}
+
+/// Every attribute of the model that takes a write.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum WriteTarget {
+    Mask(MaskKind),
+    ApDomain,
+    ConfigTime,
+    PollThread,
+    PollTimeout,
+    Scans,
+    Create,
+    Remove(Uuid),
+    Assign(Uuid, MatrixAxis),
+    Unassign(Uuid, MatrixAxis),
+    CardOnline(AdapterId),
+    CardConfig(AdapterId),
+    /// A card's or queue's `request_count`: any write zeroes the counters,
+    /// which the emulator keeps at zero.
+    RequestCount,
+    /// A queue's `reset`: any write resets the queue (no state to change).
+    QueueReset(Apqn),
+    QueueOnline(Apqn),
+}
+
+impl WriteTarget {
+    /// The attribute's name, for messages.
+    pub fn attr_name(self) -> String {
+        match self {
+            WriteTarget::Mask(kind) => kind.name().to_string(),
+            WriteTarget::ApDomain => "ap_domain".into(),
+            WriteTarget::ConfigTime => "config_time".into(),
+            WriteTarget::PollThread => "poll_thread".into(),
+            WriteTarget::PollTimeout => "poll_timeout".into(),
+            WriteTarget::Scans => "scans".into(),
+            WriteTarget::Create => "create".into(),
+            WriteTarget::Remove(_) => "remove".into(),
+            WriteTarget::Assign(_, axis) => format!("assign_{}", axis.attr_word()),
+            WriteTarget::Unassign(_, axis) => format!("unassign_{}", axis.attr_word()),
+            WriteTarget::CardOnline(_) | WriteTarget::QueueOnline(_) => "online".into(),
+            WriteTarget::CardConfig(_) => "config".into(),
+            WriteTarget::RequestCount => "request_count".into(),
+            WriteTarget::QueueReset(_) => "reset".into(),
+        }
+    }
+}
+
+/// What an accepted write did: the operation it became (none when the
+/// kernel accepts the write without changing anything), and its effects.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Written {
+    pub op: Option<Op>,
+    pub effects: Effects,
+}
+
+/// `poll_timeout`'s upper limit: 120 s in nanoseconds (kernel.md §1).
+const POLL_TIMEOUT_MAX: u64 = 120_000_000_000;
+
+impl Host {
+    /// A write(2) of `input` to `target`: parsed, checked and applied, or
+    /// refused with the kernel's errno and no change.
+    pub fn write(&mut self, target: WriteTarget, input: &[u8]) -> Result<Written, ApError> {
+        let Some(op) = self.parse_write(target, input)? else {
+            return Ok(Written::default());
+        };
+        let effects = self.apply(&op)?;
+        Ok(Written {
+            op: Some(op),
+            effects,
+        })
+    }
+
+    /// The operation a write(2) asks for, after the checks the kernel makes
+    /// while parsing. `None`: accepted without any change (a write of 0
+    /// bytes never reaches a store; `remove` of 0; a `reset`).
+    pub fn parse_write(&self, target: WriteTarget, input: &[u8]) -> Result<Option<Op>, ApError> {
+        match target {
+            WriteTarget::Remove(uuid)
+            | WriteTarget::Assign(uuid, _)
+            | WriteTarget::Unassign(uuid, _) => {
+                self.existing_mdev(&uuid)?;
+            }
+            _ => {}
+        }
+        if input.is_empty() {
+            return Ok(None);
+        }
+        let name = target.attr_name();
+        let scanf = |any_base: bool| {
+            parse_scanf_int(input, any_base)
+                .ok_or_else(|| ApError::invalid(&name, input, "expected a number"))
+        };
+        Ok(Some(match target {
+            WriteTarget::Mask(kind) => {
+                let value = parse_mask(input, &self.mask(kind))
+                    .map_err(|e| ApError::invalid(&name, input, e.to_string()))?;
+                Op::SetMask { mask: kind, value }
+            }
+            WriteTarget::ApDomain => Op::SetDefaultDomain {
+                domain: scanf(true)?,
+            },
+            WriteTarget::ConfigTime => Op::SetConfigTime {
+                seconds: scanf(false)?,
+            },
+            WriteTarget::PollThread => Op::SetPollThread {
+                enabled: match self.profile.poll_thread_input {
+                    PollThreadInput::ScanfInt => scanf(false)? != 0,
+                    PollThreadInput::KstrToBool => parse_kstrtobool(input).ok_or_else(|| {
+                        ApError::invalid(&name, input, "expected 1, 0, y, n, on or off")
+                    })?,
+                },
+            },
+            WriteTarget::PollTimeout => Op::SetPollTimeout {
+                nanoseconds: self.parse_number(&name, input)?,
+            },
+            WriteTarget::Scans => Op::Rescan,
+            WriteTarget::Create => Op::CreateMdev {
+                uuid: parse_create_uuid(input)
+                    .map_err(|e| ApError::invalid(&name, input, e.to_string()))?,
+            },
+            WriteTarget::Remove(uuid) => match self.parse_number(&name, input)? {
+                0 => return Ok(None),
+                _ => Op::RemoveMdev { uuid },
+            },
+            WriteTarget::Assign(uuid, axis) => {
+                self.check_matrix_store(&uuid)?;
+                Op::Assign {
+                    uuid,
+                    axis,
+                    id: self.parse_number(&name, input)?,
+                }
+            }
+            WriteTarget::Unassign(uuid, axis) => {
+                self.check_matrix_store(&uuid)?;
+                Op::Unassign {
+                    uuid,
+                    axis,
+                    id: self.parse_number(&name, input)?,
+                }
+            }
+            WriteTarget::CardOnline(adapter) => Op::SetCardOnline {
+                adapter,
+                online: scanf(false)?,
+            },
+            WriteTarget::CardConfig(adapter) => Op::SetCardConfig {
+                adapter,
+                config: scanf(false)?,
+            },
+            WriteTarget::QueueOnline(apqn) => Op::SetQueueOnline {
+                apqn,
+                online: scanf(false)?,
+            },
+            WriteTarget::RequestCount | WriteTarget::QueueReset(_) => return Ok(None),
+        }))
+    }
+
+    /// Applies one operation with the kernel's checks.
+    pub fn apply(&mut self, op: &Op) -> Result<Effects, ApError> {
+        let none = Effects::default();
+        match op {
+            Op::SetMask { mask, value } => self.set_mask(*mask, *value),
+            Op::CreateMdev { uuid } => self.create_mdev(*uuid).map(|()| none),
+            Op::RemoveMdev { uuid } => self.remove_mdev(uuid).map(|()| none),
+            Op::Assign { uuid, axis, id } => self.assign(uuid, *axis, *id),
+            Op::Unassign { uuid, axis, id } => self.unassign(uuid, *axis, *id),
+            Op::StartGuest { name, mdev, cpu } => self.start_guest(name, *mdev, *cpu),
+            Op::StopGuest { name } => self.stop_guest(name),
+            Op::AttachMdev { guest, uuid } => self.attach_mdev(guest, uuid),
+            Op::DetachMdev { guest } => self.detach_mdev(guest),
+            Op::SetDefaultDomain { domain } => self.set_default_domain(*domain).map(|()| none),
+            Op::SetConfigTime { seconds } => {
+                if !(5..=120).contains(seconds) {
+                    return Err(out_of_range("config_time", seconds, "5 to 120 seconds"));
+                }
+                self.bus.config_time = *seconds as u32;
+                Ok(none)
+            }
+            Op::SetPollThread { enabled } => {
+                self.bus.poll_thread = *enabled;
+                Ok(none)
+            }
+            Op::SetPollTimeout { nanoseconds } => {
+                let min = self.profile.poll_timeout_min;
+                if !(min..=POLL_TIMEOUT_MAX).contains(nanoseconds) {
+                    return Err(out_of_range(
+                        "poll_timeout",
+                        nanoseconds,
+                        &format!("{min} to {POLL_TIMEOUT_MAX} nanoseconds"),
+                    ));
+                }
+                self.bus.poll_timeout = *nanoseconds;
+                Ok(none)
+            }
+            Op::Rescan => {
+                self.rescan();
+                Ok(none)
+            }
+            Op::SetCardOnline { adapter, online } => {
+                self.set_card_online(*adapter, *online).map(|()| none)
+            }
+            Op::SetQueueOnline { apqn, online } => {
+                self.set_queue_online(*apqn, *online).map(|()| none)
+            }
+            Op::SetCardConfig { adapter, config } => self.set_card_config(*adapter, *config),
+        }
+    }
+
+    /// `ap_domain` (kernel.md §1): in range and a domain aqmask gives the host.
+    fn set_default_domain(&mut self, domain: i32) -> Result<(), ApError> {
+        let max = self.max_id(MatrixAxis::Domain);
+        if !(0..=max as i32).contains(&domain) {
+            return Err(out_of_range(
+                "ap_domain",
+                &domain,
+                &format!("a domain number from 0 to {max}"),
+            ));
+        }
+        if !self.aqmask.contains(domain as u8) {
+            return Err(out_of_range(
+                "ap_domain",
+                &domain,
+                "a domain whose aqmask bit is set (the default domain must belong to the host)",
+            ));
+        }
+        self.bus.default_domain = Some(domain as u8);
+        Ok(())
+    }
+
+    fn card_or_enodev(&self, adapter: AdapterId) -> Result<&crate::topology::Card, ApError> {
+        self.topology
+            .cards
+            .get(&adapter)
+            .ok_or_else(|| ApError::DeviceUnavailable {
+                device: format!("card{:02x}", adapter.0),
+                reason: "there is no such card".into(),
+            })
+    }
+
+    /// A card's `online` (zcrypt_card.c): 0 or 1; going online needs a
+    /// configured card without checkstop. The new state goes to every queue
+    /// of the card (kernel.md §4).
+    fn set_card_online(&mut self, adapter: AdapterId, online: i32) -> Result<(), ApError> {
+        let card = self.card_or_enodev(adapter)?;
+        if !(0..=1).contains(&online) {
+            return Err(out_of_range("online", &online, "0 or 1"));
+        }
+        if online == 1 && (!card.config || card.chkstop) {
+            return Err(ApError::DeviceUnavailable {
+                device: format!("card{:02x}", adapter.0),
+                reason: if card.chkstop {
+                    "the card is checkstopped".into()
+                } else {
+                    "the card is deconfigured".into()
+                },
+            });
+        }
+        self.topology
+            .cards
+            .get_mut(&adapter)
+            .expect("checked")
+            .online = online == 1;
+        for d in self.topology.usage_domains.iter() {
+            let apqn = Apqn::new(adapter.0, d);
+            if online == 1 {
+                self.offline_queues.remove(&apqn);
+            } else {
+                self.offline_queues.insert(apqn);
+            }
+        }
+        Ok(())
+    }
+
+    /// A queue's `online` under cex4queue (kernel.md §4): 0 or 1; ENODEV
+    /// on a deconfigured card; EINVAL to go online while the card is offline.
+    fn set_queue_online(&mut self, apqn: Apqn, online: i32) -> Result<(), ApError> {
+        let card = self.card_or_enodev(apqn.adapter)?;
+        if self.queue_driver(apqn) != Some(Some(super::Driver::Cex4Queue)) {
+            return Err(ApError::DeviceUnavailable {
+                device: apqn.to_string(),
+                reason: "the queue is not bound to cex4queue".into(),
+            });
+        }
+        if !(0..=1).contains(&online) {
+            return Err(out_of_range("online", &online, "0 or 1"));
+        }
+        if !card.config || card.chkstop {
+            return Err(ApError::DeviceUnavailable {
+                device: apqn.to_string(),
+                reason: "its card is deconfigured or checkstopped".into(),
+            });
+        }
+        if online == 1 && !card.online {
+            return Err(ApError::invalid(
+                "online",
+                b"1",
+                format!(
+                    "card{:02x} is offline; set the card online first",
+                    apqn.adapter.0
+                ),
+            ));
+        }
+        if online == 1 {
+            self.offline_queues.remove(&apqn);
+        } else {
+            self.offline_queues.insert(apqn);
+        }
+        Ok(())
+    }
+
+    /// A card's `config`: 0 or 1. Deconfiguring takes the card out of the
+    /// host's configuration (QCI), so guests lose it until it comes back.
+    fn set_card_config(&mut self, adapter: AdapterId, config: i32) -> Result<Effects, ApError> {
+        self.card_or_enodev(adapter)?;
+        if !(0..=1).contains(&config) {
+            return Err(out_of_range("config", &config, "0 or 1"));
+        }
+        let card = self.topology.cards.get_mut(&adapter).expect("checked");
+        if card.config == (config == 1) {
+            return Ok(Effects::default());
+        }
+        card.config = config == 1;
+        self.configured = self.topology.configured_adapters();
+        let touched: Vec<Uuid> = self
+            .attached
+            .keys()
+            .filter(|u| self.mdevs[*u].adapters.contains(adapter.0))
+            .copied()
+            .collect();
+        let mut effects = Effects::default();
+        for uuid in touched {
+            effects
+                .guest_updates
+                .extend(self.refresh_guest_of(&uuid).guest_updates);
+        }
+        effects.guest_updates.sort_by(|a, b| a.guest.cmp(&b.guest));
+        Ok(effects)
+    }
+
+    /// A queue's zcrypt `online` as sysfs shows it (only meaningful for
+    /// queues bound to cex4queue).
+    pub fn queue_online(&self, apqn: Apqn) -> bool {
+        self.topology.cards.get(&apqn.adapter).is_some_and(|c| {
+            c.config && !c.chkstop && c.online && !self.offline_queues.contains(&apqn)
+        })
+    }
+}
+
+fn out_of_range(attr: &str, value: &dyn std::fmt::Display, rule: &str) -> ApError {
+    ApError::InvalidInput {
+        target: attr.to_string(),
+        input: value.to_string(),
+        rule: format!("the value must be {rule}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::error::Errno;
+
+    fn errno(r: Result<Written, ApError>) -> Errno {
+        r.unwrap_err().errno()
+    }
+
+    #[test]
+    fn bus_attributes_check_like_the_kernel() {
+        let mut h = Host::seed_example();
+        assert_eq!(h.bus().default_domain, Some(4));
+        h.write(WriteTarget::ApDomain, b"0x47\n").unwrap();
+        assert_eq!(h.bus().default_domain, Some(0x47));
+        assert_eq!(errno(h.write(WriteTarget::ApDomain, b"-1")), Errno::EINVAL);
+        assert_eq!(errno(h.write(WriteTarget::ApDomain, b"256")), Errno::EINVAL);
+        h.write_mask(MaskKind::Aqmask, b"-0xab").unwrap();
+        let e = h.write(WriteTarget::ApDomain, b"0xab").unwrap_err();
+        assert!(e.to_string().contains("aqmask"), "{e}");
+        assert_eq!(h.bus().default_domain, Some(0x47));
+
+        h.write(WriteTarget::ConfigTime, b"60").unwrap();
+        assert_eq!(h.bus().config_time, 60);
+        for bad in [&b"4"[..], b"121", b"x"] {
+            assert_eq!(errno(h.write(WriteTarget::ConfigTime, bad)), Errno::EINVAL);
+        }
+        assert_eq!(h.bus().config_time, 60);
+
+        h.write(WriteTarget::PollThread, b"2\n").unwrap();
+        assert!(h.bus().poll_thread);
+        h.write(WriteTarget::PollThread, b"0").unwrap();
+        assert!(!h.bus().poll_thread);
+        assert_eq!(errno(h.write(WriteTarget::PollThread, b"y")), Errno::EINVAL);
+
+        h.write(WriteTarget::PollTimeout, b"100000").unwrap();
+        assert_eq!(h.bus().poll_timeout, 100_000);
+        assert_eq!(
+            errno(h.write(WriteTarget::PollTimeout, b"0")),
+            Errno::EINVAL
+        );
+        assert_eq!(
+            errno(h.write(WriteTarget::PollTimeout, b"120000000001")),
+            Errno::EINVAL
+        );
+
+        let scans = h.scans();
+        let w = h.write(WriteTarget::Scans, b"1").unwrap();
+        assert_eq!(w.op, Some(Op::Rescan));
+        assert_eq!(h.scans(), scans + 1);
+    }
+
+    #[test]
+    fn card_and_queue_online() {
+        let mut h = Host::seed_example();
+        let q = Apqn::new(5, 4);
+        assert!(h.queue_online(q));
+        h.write(WriteTarget::QueueOnline(q), b"0").unwrap();
+        assert!(!h.queue_online(q));
+        h.write(WriteTarget::CardOnline(AdapterId(5)), b"0")
+            .unwrap();
+        assert!(!h.topology().cards[&AdapterId(5)].online);
+        // a queue cannot go online while its card is offline
+        assert_eq!(
+            errno(h.write(WriteTarget::QueueOnline(q), b"1")),
+            Errno::EINVAL
+        );
+        h.write(WriteTarget::CardOnline(AdapterId(5)), b"1")
+            .unwrap();
+        assert!(h.queue_online(q), "card online propagates to its queues");
+        assert_eq!(
+            errno(h.write(WriteTarget::CardOnline(AdapterId(5)), b"2")),
+            Errno::EINVAL
+        );
+        // a deconfigured card cannot go online
+        h.write(WriteTarget::CardConfig(AdapterId(5)), b"0")
+            .unwrap();
+        assert!(!h.queue_online(q));
+        assert_eq!(
+            errno(h.write(WriteTarget::CardOnline(AdapterId(5)), b"1")),
+            Errno::ENODEV
+        );
+        assert_eq!(
+            errno(h.write(WriteTarget::QueueOnline(q), b"1")),
+            Errno::ENODEV
+        );
+        // queues of vfio_ap have no zcrypt online
+        h.write_mask(MaskKind::Apmask, b"-6").unwrap();
+        assert_eq!(
+            errno(h.write(WriteTarget::QueueOnline(Apqn::new(6, 4)), b"1")),
+            Errno::ENODEV
+        );
+    }
+
+    #[test]
+    fn deconfiguring_a_card_takes_it_from_the_guest() {
+        let mut h = Host::seed_example();
+        h.write_mask(MaskKind::Apmask, b"-5,-6").unwrap();
+        let m = Uuid::from_u128(7);
+        h.create_mdev(m).unwrap();
+        h.assign(&m, MatrixAxis::Adapter, 5).unwrap();
+        h.assign(&m, MatrixAxis::Adapter, 6).unwrap();
+        h.assign(&m, MatrixAxis::Domain, 4).unwrap();
+        h.start_guest("g", Some(m), CpuModel::default()).unwrap();
+        let e = h
+            .write(WriteTarget::CardConfig(AdapterId(6)), b"0\n")
+            .unwrap();
+        assert_eq!(e.effects.guest_updates.len(), 1);
+        assert_eq!(
+            e.effects.guest_updates[0].unplugged(),
+            vec![Apqn::new(6, 4)]
+        );
+        h.write(WriteTarget::CardConfig(AdapterId(6)), b"1")
+            .unwrap();
+        assert!(h.guest("g").unwrap().crycb.contains(Apqn::new(6, 4)));
+    }
+
+    #[test]
+    fn writes_that_change_nothing_make_no_operation() {
+        let mut h = Host::seed_example();
+        let m = Uuid::from_u128(1);
+        h.create_mdev(m).unwrap();
+        assert_eq!(h.write(WriteTarget::Remove(m), b"0\n").unwrap().op, None);
+        assert_eq!(
+            h.write(WriteTarget::Assign(m, MatrixAxis::Domain), b"")
+                .unwrap()
+                .op,
+            None
+        );
+        assert_eq!(h.write(WriteTarget::RequestCount, b"1").unwrap().op, None);
+        // refusals still come first for a missing mdev
+        let other = Uuid::from_u128(2);
+        assert_eq!(
+            errno(h.write(WriteTarget::Remove(other), b"")),
+            Errno::ENOENT
+        );
+    }
+
+    #[test]
+    fn operations_round_trip_through_json() {
+        let ops = [
+            Op::SetMask {
+                mask: MaskKind::Apmask,
+                value: Mask256::FULL,
+            },
+            Op::Assign {
+                uuid: Uuid::from_u128(3),
+                axis: MatrixAxis::ControlDomain,
+                id: 0xab,
+            },
+            Op::StartGuest {
+                name: "g".into(),
+                mdev: None,
+                cpu: CpuModel::default(),
+            },
+            Op::SetQueueOnline {
+                apqn: Apqn::new(5, 0xab),
+                online: 1,
+            },
+            Op::Rescan,
+        ];
+        for op in ops {
+            let text = serde_json::to_string(&op).unwrap();
+            assert_eq!(serde_json::from_str::<Op>(&text).unwrap(), op, "{text}");
+        }
+    }
+}
