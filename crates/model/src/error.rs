@@ -15,6 +15,7 @@ use crate::ids::{Apqn, MatrixAxis};
 pub enum Errno {
     EPERM,
     ENOENT,
+    EACCES,
     EBUSY,
     EEXIST,
     ENODEV,
@@ -30,6 +31,7 @@ impl Errno {
         match self {
             Errno::EPERM => 1,
             Errno::ENOENT => 2,
+            Errno::EACCES => 13,
             Errno::EBUSY => 16,
             Errno::EEXIST => 17,
             Errno::ENODEV => 19,
@@ -45,6 +47,7 @@ impl Errno {
         match self {
             Errno::EPERM => "EPERM",
             Errno::ENOENT => "ENOENT",
+            Errno::EACCES => "EACCES",
             Errno::EBUSY => "EBUSY",
             Errno::EEXIST => "EEXIST",
             Errno::ENODEV => "ENODEV",
@@ -62,6 +65,7 @@ impl Errno {
         match self {
             Errno::EPERM => "Operation not permitted",
             Errno::ENOENT => "No such file or directory",
+            Errno::EACCES => "Permission denied",
             Errno::EBUSY => "Device or resource busy",
             Errno::EEXIST => "File exists",
             Errno::ENODEV => "No such device",

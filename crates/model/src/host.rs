@@ -225,6 +225,9 @@ pub struct Host {
     bindings: Bindings,
     occupancy: Occupancy,
     attached: HashMap<Uuid, String>,
+    /// IOMMU group numbers in use, one bit each: the kernel hands out the
+    /// smallest free number (ida), and so does [`Host::create_mdev`].
+    iommu_groups: Vec<u64>,
 }
 
 impl fmt::Debug for Host {
@@ -271,6 +274,7 @@ impl Host {
                 by_domain: empty_table(),
             },
             attached: HashMap::new(),
+            iommu_groups: Vec::new(),
         };
         host.reprobe();
         host.bus.default_domain = host.select_default_domain();
@@ -636,8 +640,34 @@ impl Host {
                 limit: self.profile.max_instances,
             });
         }
-        self.mdevs.insert(uuid, Mdev::new(uuid));
+        let mut mdev = Mdev::new(uuid);
+        mdev.iommu_group = self.take_iommu_group(None);
+        self.mdevs.insert(uuid, mdev);
         Ok(())
+    }
+
+    /// Marks `wanted` in use if it is free, else the smallest free number.
+    fn take_iommu_group(&mut self, wanted: Option<u32>) -> u32 {
+        let used = |groups: &[u64], g: u32| {
+            groups
+                .get(g as usize / 64)
+                .is_some_and(|w| w & (1 << (g % 64)) != 0)
+        };
+        let group = match wanted.filter(|g| !used(&self.iommu_groups, *g)) {
+            Some(g) => g,
+            None => {
+                let word = self.iommu_groups.iter().position(|w| *w != u64::MAX);
+                let word = word.unwrap_or(self.iommu_groups.len());
+                let bit = self.iommu_groups.get(word).map_or(0, |w| w.trailing_ones());
+                (word * 64) as u32 + bit
+            }
+        };
+        let word = group as usize / 64;
+        if self.iommu_groups.len() <= word {
+            self.iommu_groups.resize(word + 1, 0);
+        }
+        self.iommu_groups[word] |= 1 << (group % 64);
+        group
     }
 
     /// A write to an mdev's `remove`: a non-zero number removes it, 0 does nothing.
@@ -656,6 +686,11 @@ impl Host {
             });
         }
         let mdev = self.mdevs.remove(uuid).expect("checked above");
+        self.iommu_groups[mdev.iommu_group as usize / 64] &= !(1 << (mdev.iommu_group % 64));
+        // no trailing empty words, so equal hosts compare equal
+        while self.iommu_groups.last() == Some(&0) {
+            self.iommu_groups.pop();
+        }
         for a in mdev.adapters.iter() {
             let row = &mut self.occupancy.by_adapter[a as usize];
             *row = row.and_not(&mdev.domains);
@@ -1104,6 +1139,13 @@ impl Host {
         self.refresh_guest_of(&uuid)
     }
 
+    /// The masks vfio_ap would give (or gives) a guest of this mdev: its
+    /// `guest_matrix` (kernel.md §6: the filter runs on every assignment,
+    /// whether a guest runs or not).
+    pub fn guest_matrix(&self, uuid: &Uuid) -> Option<Crycb> {
+        self.mdevs.get(uuid).map(|m| self.crycb_for(m))
+    }
+
     /// The CRYCB vfio_ap gives the guest of `mdev` (kernel.md §6 filter).
     fn crycb_for(&self, mdev: &Mdev) -> Crycb {
         match self.profile.guest_filter {
@@ -1356,6 +1398,9 @@ impl Host {
                 let column = &mut host.occupancy.by_domain[d as usize];
                 *column = column.or(&m.adapters);
             }
+            let mut m = m;
+            // Files without group numbers (or with a duplicate) get fresh ones.
+            m.iommu_group = host.take_iommu_group(Some(m.iommu_group));
             host.mdevs.insert(m.uuid, m);
         }
         for g in state.guests {

@@ -28,6 +28,10 @@ pub struct Mdev {
     pub domains: Mask256,
     /// ADM: the assigned control domains.
     pub control_domains: Mask256,
+    /// The IOMMU group the mdev core gave it (`iommu_group` link; QEMU
+    /// reads the number from it). Fixed for the mdev's lifetime.
+    #[serde(default)]
+    pub iommu_group: u32,
 }
 
 impl Mdev {
@@ -37,6 +41,7 @@ impl Mdev {
             adapters: Mask256::EMPTY,
             domains: Mask256::EMPTY,
             control_domains: Mask256::EMPTY,
+            iommu_group: 0,
         }
     }
 

@@ -583,6 +583,27 @@ mod tests {
     }
 
     #[test]
+    fn iommu_groups_are_the_smallest_free_numbers() {
+        let mut h = Host::seed_example();
+        for n in 1..=70u128 {
+            h.create_mdev(Uuid::from_u128(n)).unwrap();
+        }
+        let group = |h: &Host, n: u128| h.mdev(&Uuid::from_u128(n)).unwrap().iommu_group;
+        assert_eq!(group(&h, 1), 0);
+        assert_eq!(group(&h, 70), 69);
+        h.remove_mdev(&Uuid::from_u128(3)).unwrap();
+        h.remove_mdev(&Uuid::from_u128(66)).unwrap();
+        h.create_mdev(Uuid::from_u128(100)).unwrap();
+        assert_eq!(group(&h, 100), 2);
+        h.create_mdev(Uuid::from_u128(101)).unwrap();
+        assert_eq!(group(&h, 101), 65);
+        // numbers survive a save and load
+        let back = Host::from_state(h.to_state()).unwrap();
+        assert_eq!(group(&back, 101), 65);
+        assert_eq!(back, h);
+    }
+
+    #[test]
     fn operations_round_trip_through_json() {
         let ops = [
             Op::SetMask {

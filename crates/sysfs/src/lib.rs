@@ -1,0 +1,584 @@
+//! apmatrix-sysfs: the emulated host's sysfs tree as a view of the model.
+//!
+//! One path table serves both the in-process API ([`SysfsView`]) and the
+//! FUSE server: [`child`] and [`children`] say what a directory holds,
+//! [`read`] prints an attribute as the kernel does, [`write`] turns a
+//! write(2) into a model operation with the kernel's errno. The layout
+//! follows kernel.md §1 and §4–§6 and what tools.md says mdevctl, lszcrypt
+//! and QEMU read; every symbolic link is relative, so resolving one never
+//! leaves the tree wherever it is mounted.
+//!
+//! Paths are relative to the sysfs root (`bus/ap/apmask`, not
+//! `/sys/bus/ap/apmask`). Which optional attributes exist is decided by the
+//! host's kernel profile ([`apmatrix_model::profile::SysfsAttributes`]).
+
+mod attrs;
+
+use apmatrix_model::{AdapterId, ApError, Apqn, Driver, Errno, Host, Written};
+use uuid::Uuid;
+
+pub use attrs::{read, write, write_target};
+
+/// The mdev bus's driver for vfio_ap mdevs (an mdev's `driver` link).
+pub const VFIO_MDEV_DRIVER: &str = "vfio_mdev";
+
+/// A directory of the tree.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash)]
+pub enum Dir {
+    Root,
+    Bus,
+    BusAp,
+    BusApDevices,
+    BusApDrivers,
+    ApDriver(Driver),
+    BusMdev,
+    BusMdevDevices,
+    BusMdevDrivers,
+    VfioMdevDriver,
+    Devices,
+    DevicesAp,
+    Card(AdapterId),
+    Queue(Apqn),
+    DevicesVfioAp,
+    Matrix,
+    MdevTypes,
+    MdevType,
+    MdevTypeDevices,
+    Mdev(Uuid),
+    Class,
+    MdevBusClass,
+    Kernel,
+    IommuGroups,
+    IommuGroup(u32),
+    IommuGroupDevices(u32),
+}
+
+/// Whose attribute a file is.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash)]
+pub enum Owner {
+    Bus,
+    Card(AdapterId),
+    Queue(Apqn),
+    MdevType,
+    Mdev(Uuid),
+}
+
+/// An attribute file: its owner, name and permission bits (as sysfs shows
+/// them: 0444 read-only, 0200 write-only, 0644 both; owner root).
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash)]
+pub struct File {
+    pub owner: Owner,
+    pub name: &'static str,
+    pub mode: u16,
+}
+
+impl File {
+    pub fn readable(&self) -> bool {
+        self.mode & 0o444 != 0
+    }
+
+    pub fn writable(&self) -> bool {
+        self.mode & 0o222 != 0
+    }
+}
+
+/// An entry of the tree.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum Node {
+    Dir(Dir),
+    File(File),
+    /// A symbolic link and its relative target.
+    Link(String),
+}
+
+/// What kind of entry a name in a listing is.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum Kind {
+    Dir,
+    File,
+    Link,
+}
+
+impl Node {
+    pub fn kind(&self) -> Kind {
+        match self {
+            Node::Dir(_) => Kind::Dir,
+            Node::File(_) => Kind::File,
+            Node::Link(_) => Kind::Link,
+        }
+    }
+}
+
+const AP_DRIVERS: [Driver; 3] = [Driver::Cex4Card, Driver::Cex4Queue, Driver::VfioAp];
+
+fn card_name(a: AdapterId) -> String {
+    format!("card{:02x}", a.0)
+}
+
+/// `cardXX` with two lower-case hex digits, as the kernel names it.
+fn parse_card_name(name: &str) -> Option<AdapterId> {
+    let hex = name.strip_prefix("card")?;
+    parse_fixed_hex(hex, 2).map(|v| AdapterId(v as u8))
+}
+
+/// `XX.YYYY`, lower-case hex, as the kernel names a queue.
+fn parse_queue_name(name: &str) -> Option<Apqn> {
+    let (a, d) = name.split_once('.')?;
+    let a = parse_fixed_hex(a, 2)?;
+    let d = parse_fixed_hex(d, 4)?;
+    (d <= 0xff).then(|| Apqn::new(a as u8, d as u8))
+}
+
+fn parse_fixed_hex(text: &str, width: usize) -> Option<u32> {
+    if text.len() != width || !text.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) {
+        return None;
+    }
+    u32::from_str_radix(text, 16).ok()
+}
+
+/// The kernel prints mdev directory names lower-case (`%pUl`).
+fn parse_mdev_name(name: &str) -> Option<Uuid> {
+    if name.len() != 36 || name.bytes().any(|b| b.is_ascii_uppercase()) {
+        return None;
+    }
+    Uuid::try_parse(name).ok()
+}
+
+fn parse_decimal(name: &str) -> Option<u32> {
+    if name.is_empty() || (name.len() > 1 && name.starts_with('0')) {
+        return None;
+    }
+    name.parse().ok()
+}
+
+fn card_exists(host: &Host, a: AdapterId) -> bool {
+    host.topology().cards.contains_key(&a)
+}
+
+fn mdev_in_group(host: &Host, group: u32) -> Option<Uuid> {
+    host.mdevs()
+        .find(|m| m.iommu_group == group)
+        .map(|m| m.uuid)
+}
+
+/// The entry `name` of directory `dir`, if the host has it now.
+pub fn child(host: &Host, dir: Dir, name: &str) -> Option<Node> {
+    let d = |dir| Some(Node::Dir(dir));
+    let link = |target: String| Some(Node::Link(target));
+    match dir {
+        Dir::Root => match name {
+            "bus" => d(Dir::Bus),
+            "devices" => d(Dir::Devices),
+            "class" => d(Dir::Class),
+            "kernel" => d(Dir::Kernel),
+            _ => None,
+        },
+        Dir::Bus => match name {
+            "ap" => d(Dir::BusAp),
+            "mdev" => d(Dir::BusMdev),
+            _ => None,
+        },
+        Dir::BusAp => match name {
+            "devices" => d(Dir::BusApDevices),
+            "drivers" => d(Dir::BusApDrivers),
+            _ => attrs::bus_attr(host, name).map(Node::File),
+        },
+        Dir::BusApDevices => {
+            if let Some(a) = parse_card_name(name).filter(|a| card_exists(host, *a)) {
+                return link(format!("../../../devices/ap/{}", card_name(a)));
+            }
+            let q = parse_queue_name(name).filter(|q| host.queue_exists(*q))?;
+            link(format!("../../../devices/ap/{}/{q}", card_name(q.adapter)))
+        }
+        Dir::BusApDrivers => AP_DRIVERS
+            .into_iter()
+            .find(|drv| drv.name() == name)
+            .and_then(|drv| d(Dir::ApDriver(drv))),
+        Dir::ApDriver(Driver::Cex4Card) => {
+            let a = parse_card_name(name).filter(|a| card_exists(host, *a))?;
+            link(format!("../../../../devices/ap/{}", card_name(a)))
+        }
+        Dir::ApDriver(drv) => {
+            let q = parse_queue_name(name)?;
+            (host.queue_driver(q) == Some(Some(drv))).then(|| {
+                Node::Link(format!(
+                    "../../../../devices/ap/{}/{q}",
+                    card_name(q.adapter)
+                ))
+            })
+        }
+        Dir::BusMdev => match name {
+            "devices" => d(Dir::BusMdevDevices),
+            "drivers" => d(Dir::BusMdevDrivers),
+            _ => None,
+        },
+        Dir::BusMdevDevices => {
+            let u = parse_mdev_name(name).filter(|u| host.mdev(u).is_some())?;
+            link(format!("../../../devices/vfio_ap/matrix/{u}"))
+        }
+        Dir::BusMdevDrivers => (name == VFIO_MDEV_DRIVER).then_some(Node::Dir(Dir::VfioMdevDriver)),
+        Dir::VfioMdevDriver => {
+            let u = parse_mdev_name(name).filter(|u| host.mdev(u).is_some())?;
+            link(format!("../../../../devices/vfio_ap/matrix/{u}"))
+        }
+        Dir::Devices => match name {
+            "ap" => d(Dir::DevicesAp),
+            "vfio_ap" => d(Dir::DevicesVfioAp),
+            _ => None,
+        },
+        Dir::DevicesAp => {
+            let a = parse_card_name(name).filter(|a| card_exists(host, *a))?;
+            d(Dir::Card(a))
+        }
+        Dir::Card(a) => match name {
+            "driver" => link("../../../bus/ap/drivers/cex4card".into()),
+            "subsystem" => link("../../../bus/ap".into()),
+            _ => {
+                if let Some(q) = parse_queue_name(name) {
+                    return (q.adapter == a && host.queue_exists(q))
+                        .then_some(Node::Dir(Dir::Queue(q)));
+                }
+                attrs::card_attr(host, a, name).map(Node::File)
+            }
+        },
+        Dir::Queue(q) => match name {
+            "driver" => {
+                let drv = host.queue_driver(q).flatten()?;
+                link(format!("../../../../bus/ap/drivers/{}", drv.name()))
+            }
+            "subsystem" => link("../../../../bus/ap".into()),
+            _ => attrs::queue_attr(host, q, name).map(Node::File),
+        },
+        Dir::DevicesVfioAp => (name == "matrix").then_some(Node::Dir(Dir::Matrix)),
+        Dir::Matrix => {
+            if name == "mdev_supported_types" {
+                return d(Dir::MdevTypes);
+            }
+            let u = parse_mdev_name(name).filter(|u| host.mdev(u).is_some())?;
+            d(Dir::Mdev(u))
+        }
+        Dir::MdevTypes => {
+            (name == apmatrix_model::vfio::MDEV_TYPE).then_some(Node::Dir(Dir::MdevType))
+        }
+        Dir::MdevType => match name {
+            "devices" => d(Dir::MdevTypeDevices),
+            _ => attrs::type_attr(name).map(Node::File),
+        },
+        Dir::MdevTypeDevices => {
+            let u = parse_mdev_name(name).filter(|u| host.mdev(u).is_some())?;
+            link(format!("../../../{u}"))
+        }
+        Dir::Mdev(u) => match name {
+            "mdev_type" => link(format!(
+                "../mdev_supported_types/{}",
+                apmatrix_model::vfio::MDEV_TYPE
+            )),
+            "driver" => link(format!("../../../../bus/mdev/drivers/{VFIO_MDEV_DRIVER}")),
+            "subsystem" => link("../../../../bus/mdev".into()),
+            "iommu_group" => {
+                let group = host.mdev(&u)?.iommu_group;
+                link(format!("../../../../kernel/iommu_groups/{group}"))
+            }
+            _ => attrs::mdev_attr(host, u, name).map(Node::File),
+        },
+        Dir::Class => (name == "mdev_bus").then_some(Node::Dir(Dir::MdevBusClass)),
+        Dir::MdevBusClass => (name == apmatrix_model::vfio::MATRIX_DEVICE)
+            .then(|| Node::Link("../../devices/vfio_ap/matrix".into())),
+        Dir::Kernel => (name == "iommu_groups").then_some(Node::Dir(Dir::IommuGroups)),
+        Dir::IommuGroups => {
+            let g = parse_decimal(name)?;
+            mdev_in_group(host, g).map(|_| Node::Dir(Dir::IommuGroup(g)))
+        }
+        Dir::IommuGroup(g) => (name == "devices").then_some(Node::Dir(Dir::IommuGroupDevices(g))),
+        Dir::IommuGroupDevices(g) => {
+            let u = parse_mdev_name(name).filter(|u| mdev_in_group(host, g) == Some(*u))?;
+            link(format!("../../../../devices/vfio_ap/matrix/{u}"))
+        }
+    }
+}
+
+/// Everything directory `dir` holds now, sorted by name.
+pub fn children(host: &Host, dir: Dir) -> Vec<(String, Kind)> {
+    let mut out: Vec<(String, Kind)> = Vec::new();
+    let mut add = |name: String, kind: Kind| out.push((name, kind));
+    let cards = || host.topology().cards.keys().copied();
+    let queues = |a: AdapterId| {
+        host.topology()
+            .usage_domains
+            .iter()
+            .map(move |d| Apqn::new(a.0, d))
+    };
+    match dir {
+        Dir::Root => {
+            for n in ["bus", "class", "devices", "kernel"] {
+                add(n.into(), Kind::Dir);
+            }
+        }
+        Dir::Bus => {
+            add("ap".into(), Kind::Dir);
+            add("mdev".into(), Kind::Dir);
+        }
+        Dir::BusAp => {
+            add("devices".into(), Kind::Dir);
+            add("drivers".into(), Kind::Dir);
+            for f in attrs::bus_attrs(host) {
+                add(f.name.into(), Kind::File);
+            }
+        }
+        Dir::BusApDevices => {
+            for a in cards() {
+                add(card_name(a), Kind::Link);
+                for q in queues(a) {
+                    add(q.to_string(), Kind::Link);
+                }
+            }
+        }
+        Dir::BusApDrivers => {
+            for drv in AP_DRIVERS {
+                add(drv.name().into(), Kind::Dir);
+            }
+        }
+        Dir::ApDriver(Driver::Cex4Card) => {
+            for a in cards() {
+                add(card_name(a), Kind::Link);
+            }
+        }
+        Dir::ApDriver(drv) => {
+            for q in host.queues_bound_to(drv) {
+                add(q.to_string(), Kind::Link);
+            }
+        }
+        Dir::BusMdev => {
+            add("devices".into(), Kind::Dir);
+            add("drivers".into(), Kind::Dir);
+        }
+        Dir::BusMdevDevices | Dir::VfioMdevDriver | Dir::MdevTypeDevices => {
+            for m in host.mdevs() {
+                add(m.uuid.to_string(), Kind::Link);
+            }
+        }
+        Dir::BusMdevDrivers => add(VFIO_MDEV_DRIVER.into(), Kind::Dir),
+        Dir::Devices => {
+            add("ap".into(), Kind::Dir);
+            add("vfio_ap".into(), Kind::Dir);
+        }
+        Dir::DevicesAp => {
+            for a in cards() {
+                add(card_name(a), Kind::Dir);
+            }
+        }
+        Dir::Card(a) => {
+            add("driver".into(), Kind::Link);
+            add("subsystem".into(), Kind::Link);
+            for f in attrs::card_attrs(host, a) {
+                add(f.name.into(), Kind::File);
+            }
+            for q in queues(a) {
+                add(q.to_string(), Kind::Dir);
+            }
+        }
+        Dir::Queue(q) => {
+            if host.queue_driver(q).flatten().is_some() {
+                add("driver".into(), Kind::Link);
+            }
+            add("subsystem".into(), Kind::Link);
+            for f in attrs::queue_attrs(host, q) {
+                add(f.name.into(), Kind::File);
+            }
+        }
+        Dir::DevicesVfioAp => add("matrix".into(), Kind::Dir),
+        Dir::Matrix => {
+            add("mdev_supported_types".into(), Kind::Dir);
+            for m in host.mdevs() {
+                add(m.uuid.to_string(), Kind::Dir);
+            }
+        }
+        Dir::MdevTypes => add(apmatrix_model::vfio::MDEV_TYPE.into(), Kind::Dir),
+        Dir::MdevType => {
+            add("devices".into(), Kind::Dir);
+            for f in attrs::TYPE_ATTRS {
+                add(f.0.into(), Kind::File);
+            }
+        }
+        Dir::Mdev(u) => {
+            for n in ["driver", "iommu_group", "mdev_type", "subsystem"] {
+                add(n.into(), Kind::Link);
+            }
+            for f in attrs::mdev_attrs(host, u) {
+                add(f.name.into(), Kind::File);
+            }
+        }
+        Dir::Class => add("mdev_bus".into(), Kind::Dir),
+        Dir::MdevBusClass => add(apmatrix_model::vfio::MATRIX_DEVICE.into(), Kind::Link),
+        Dir::Kernel => add("iommu_groups".into(), Kind::Dir),
+        Dir::IommuGroups => {
+            for m in host.mdevs() {
+                add(m.iommu_group.to_string(), Kind::Dir);
+            }
+        }
+        Dir::IommuGroup(_) => add("devices".into(), Kind::Dir),
+        Dir::IommuGroupDevices(g) => {
+            if let Some(u) = mdev_in_group(host, g) {
+                add(u.to_string(), Kind::Link);
+            }
+        }
+    }
+    out.sort_by(|a, b| a.0.cmp(&b.0));
+    out
+}
+
+/// Whether a directory still exists (an mdev's may vanish on `remove`).
+pub fn dir_exists(host: &Host, dir: Dir) -> bool {
+    match dir {
+        Dir::Card(a) => card_exists(host, a),
+        Dir::Queue(q) => host.queue_exists(q),
+        Dir::Mdev(u) => host.mdev(&u).is_some(),
+        Dir::IommuGroup(g) | Dir::IommuGroupDevices(g) => mdev_in_group(host, g).is_some(),
+        _ => true,
+    }
+}
+
+/// The node at a path relative to the sysfs root (`""` is the root),
+/// without following links.
+pub fn lookup(host: &Host, path: &str) -> Option<Node> {
+    let mut node = Node::Dir(Dir::Root);
+    for name in path.split('/').filter(|c| !c.is_empty()) {
+        let Node::Dir(dir) = node else {
+            return None;
+        };
+        node = child(host, dir, name)?;
+    }
+    Some(node)
+}
+
+/// Why a path operation of the in-process API failed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AccessError {
+    /// No such file or directory (ENOENT).
+    NotFound(String),
+    /// The path is a directory or link where a file was wanted, or the
+    /// attribute has no read (write) method: sysfs refuses the open (EACCES).
+    NotPermitted(String),
+    /// The write reached the attribute and the kernel refused it.
+    Refused(ApError),
+}
+
+impl std::error::Error for AccessError {}
+
+impl std::fmt::Display for AccessError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            AccessError::NotFound(p) => write!(f, "{p}: No such file or directory"),
+            AccessError::NotPermitted(p) => write!(f, "{p}: Permission denied"),
+            AccessError::Refused(e) => e.fmt(f),
+        }
+    }
+}
+
+impl AccessError {
+    pub fn errno(&self) -> Errno {
+        match self {
+            AccessError::NotFound(_) => Errno::ENOENT,
+            AccessError::NotPermitted(_) => Errno::EACCES,
+            AccessError::Refused(e) => e.errno(),
+        }
+    }
+}
+
+/// The in-process sysfs: path-level reads and writes on a host, as a
+/// process would do them through the mounted tree (links in the middle of
+/// a path are followed; the last component is not).
+pub struct SysfsView<'a> {
+    pub host: &'a mut Host,
+}
+
+impl SysfsView<'_> {
+    fn resolve(&self, path: &str) -> Result<Node, AccessError> {
+        resolve_path(self.host, path).ok_or_else(|| AccessError::NotFound(path.into()))
+    }
+
+    fn file(&self, path: &str, want_write: bool) -> Result<File, AccessError> {
+        match self.resolve(path)? {
+            Node::File(f) if (want_write && f.writable()) || (!want_write && f.readable()) => Ok(f),
+            _ => Err(AccessError::NotPermitted(path.into())),
+        }
+    }
+
+    /// `cat PATH`.
+    pub fn read(&self, path: &str) -> Result<String, AccessError> {
+        let f = self.file(path, false)?;
+        Ok(read(self.host, &f))
+    }
+
+    /// One write(2) of `data` to PATH.
+    pub fn write(&mut self, path: &str, data: &[u8]) -> Result<Written, AccessError> {
+        let f = self.file(path, true)?;
+        write(self.host, &f, data).map_err(AccessError::Refused)
+    }
+
+    /// `ls PATH`: the names in a directory.
+    pub fn list(&self, path: &str) -> Result<Vec<String>, AccessError> {
+        match self.resolve(path)? {
+            Node::Dir(d) => Ok(children(self.host, d).into_iter().map(|(n, _)| n).collect()),
+            _ => Err(AccessError::NotPermitted(path.into())),
+        }
+    }
+
+    /// `readlink PATH`.
+    pub fn read_link(&self, path: &str) -> Result<String, AccessError> {
+        match lookup(self.host, path) {
+            Some(Node::Link(t)) => Ok(t),
+            Some(_) => Err(AccessError::NotPermitted(path.into())),
+            None => Err(AccessError::NotFound(path.into())),
+        }
+    }
+}
+
+/// Resolves a path as open(2) does: links are followed (relative to the
+/// directory holding them), `..` steps up.
+pub fn resolve_path(host: &Host, path: &str) -> Option<Node> {
+    let mut stack: Vec<String> = Vec::new();
+    let mut pending: Vec<String> = path
+        .split('/')
+        .filter(|c| !c.is_empty())
+        .rev()
+        .map(String::from)
+        .collect();
+    let mut hops = 0;
+    loop {
+        let Some(name) = pending.pop() else {
+            return lookup(host, &stack.join("/"));
+        };
+        match name.as_str() {
+            "." => continue,
+            ".." => {
+                stack.pop();
+                continue;
+            }
+            _ => {}
+        }
+        let parent = lookup(host, &stack.join("/"))?;
+        let Node::Dir(dir) = parent else {
+            return None;
+        };
+        match child(host, dir, &name)? {
+            Node::Link(target) => {
+                hops += 1;
+                if hops > 40 {
+                    return None; // ELOOP
+                }
+                pending.extend(
+                    target
+                        .split('/')
+                        .filter(|c| !c.is_empty())
+                        .rev()
+                        .map(String::from),
+                );
+            }
+            _ => stack.push(name),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,259 @@
+use super::*;
+use apmatrix_model::{MaskKind, MatrixAxis, Topology, SEED};
+
+const UUID1: &str = "669d9b23-fe1b-4ecd-be08-e42dc3f5d3c4";
+
+fn walkthrough_host() -> Host {
+    let mut host = Host::seed_example();
+    host.write_mask(MaskKind::Apmask, b"-5,-6\n").unwrap();
+    let u = host.write_create(UUID1.as_bytes()).unwrap().unwrap();
+    host.write_assign(&u, MatrixAxis::Adapter, b"5\n").unwrap();
+    host.write_assign(&u, MatrixAxis::Domain, b"4\n").unwrap();
+    host.write_assign(&u, MatrixAxis::ControlDomain, b"0xab\n")
+        .unwrap();
+    host
+}
+
+/// Every directory reachable from the root, with its path.
+fn all_dirs(host: &Host) -> Vec<(String, Dir)> {
+    let mut out = vec![(String::new(), Dir::Root)];
+    let mut i = 0;
+    while i < out.len() {
+        let (path, dir) = out[i].clone();
+        for (name, kind) in children(host, dir) {
+            if kind == Kind::Dir {
+                let Some(Node::Dir(d)) = child(host, dir, &name) else {
+                    panic!("{path}/{name} listed as a directory but does not resolve to one");
+                };
+                let p = if path.is_empty() {
+                    name
+                } else {
+                    format!("{path}/{name}")
+                };
+                out.push((p, d));
+            }
+        }
+        i += 1;
+    }
+    out
+}
+
+#[test]
+fn listings_and_lookups_agree() {
+    for host in [Host::seed_example(), walkthrough_host()] {
+        let dirs = all_dirs(&host);
+        assert!(dirs.len() > 30, "{}", dirs.len());
+        for (path, dir) in &dirs {
+            for (name, kind) in children(&host, *dir) {
+                let node = child(&host, *dir, &name)
+                    .unwrap_or_else(|| panic!("{path}/{name} is listed but not found"));
+                assert_eq!(node.kind(), kind, "{path}/{name}");
+            }
+            // names that are not listed are not found
+            for bogus in ["", "x", "CARD05", "card5", "05.4", "05.00AB", "0x5"] {
+                assert!(
+                    children(&host, *dir).iter().all(|(n, _)| n != bogus)
+                        && child(&host, *dir, bogus).is_none(),
+                    "{path}/{bogus}"
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn every_link_resolves_inside_the_tree() {
+    let host = walkthrough_host();
+    let mut links = 0;
+    for (path, dir) in all_dirs(&host) {
+        for (name, kind) in children(&host, dir) {
+            if kind != Kind::Link {
+                continue;
+            }
+            let full = if path.is_empty() {
+                name.clone()
+            } else {
+                format!("{path}/{name}")
+            };
+            let Some(Node::Link(target)) = lookup(&host, &full) else {
+                panic!("{full}");
+            };
+            assert!(target.starts_with("../"), "{full} -> {target}");
+            let resolved = format!("{path}/{target}");
+            assert!(
+                matches!(resolve_path(&host, &resolved), Some(Node::Dir(_))),
+                "{full} -> {target} does not lead to a directory"
+            );
+            links += 1;
+        }
+    }
+    // 3 cards + 18 queues in bus/ap/devices, driver links, mdev links ...
+    assert!(links > 60, "{links}");
+}
+
+#[test]
+fn seed_walkthrough_reads_as_the_document_shows() {
+    let mut host = Host::seed_example();
+    let mut sys = SysfsView { host: &mut host };
+    sys.write("bus/ap/apmask", b"-5,-6\n").unwrap();
+    assert_eq!(
+        sys.read("bus/ap/apmask").unwrap(),
+        format!("0xf9{}\n", "f".repeat(62))
+    );
+    assert_eq!(
+        sys.list("bus/ap/drivers/vfio_ap").unwrap(),
+        [
+            "05.0004", "05.0005", "05.0006", "05.0047", "05.00ab", "05.00ff", "06.0004", "06.0005",
+            "06.0006", "06.0047", "06.00ab", "06.00ff"
+        ]
+    );
+    let create = "devices/vfio_ap/matrix/mdev_supported_types/vfio_ap-passthrough/create";
+    sys.write(create, format!("{UUID1}\n").as_bytes()).unwrap();
+    let dir = format!("devices/vfio_ap/matrix/{UUID1}");
+    for (attr, value) in [
+        ("assign_adapter", "5"),
+        ("assign_adapter", "6"),
+        ("assign_domain", "4"),
+        ("assign_domain", "0xab"),
+    ] {
+        sys.write(&format!("{dir}/{attr}"), format!("{value}\n").as_bytes())
+            .unwrap();
+    }
+    assert_eq!(
+        sys.read(&format!("{dir}/matrix")).unwrap(),
+        "05.0004\n05.00ab\n06.0004\n06.00ab\n"
+    );
+    // The same file through the mdev bus link and the class link.
+    assert_eq!(
+        sys.read(&format!("bus/mdev/devices/{UUID1}/matrix"))
+            .unwrap(),
+        sys.read(&format!("class/mdev_bus/matrix/{UUID1}/matrix"))
+            .unwrap()
+    );
+    let err = sys
+        .write(&format!("{dir}/assign_adapter"), b"4\n")
+        .unwrap_err();
+    assert_eq!(err.errno(), Errno::EADDRNOTAVAIL);
+    let err = sys.write("bus/ap/apmask", b"+5\n").unwrap_err();
+    assert_eq!(err.errno(), Errno::EADDRINUSE);
+    assert_eq!(
+        sys.read(
+            "devices/vfio_ap/matrix/mdev_supported_types/vfio_ap-passthrough/available_instances"
+        )
+        .unwrap(),
+        "65535\n"
+    );
+    sys.write(&format!("{dir}/remove"), b"1\n").unwrap();
+    assert!(matches!(
+        sys.read(&format!("{dir}/matrix")),
+        Err(AccessError::NotFound(_))
+    ));
+    assert!(sys.list("bus/mdev/devices").unwrap().is_empty());
+}
+
+#[test]
+fn attributes_by_driver() {
+    let host = walkthrough_host();
+    let names = |path: &str| -> Vec<String> {
+        let Some(Node::Dir(d)) = lookup(&host, path) else {
+            panic!("{path}")
+        };
+        children(&host, d).into_iter().map(|(n, _)| n).collect()
+    };
+    let zcrypt_queue = names("devices/ap/card04/04.0004");
+    assert!(zcrypt_queue.contains(&"online".to_string()));
+    assert!(!zcrypt_queue.contains(&"status".to_string()));
+    let vfio_queue = names("devices/ap/card05/05.0004");
+    assert!(!vfio_queue.contains(&"online".to_string()));
+    assert!(vfio_queue.contains(&"status".to_string()));
+    let read = |path: &str| {
+        let Some(Node::File(f)) = lookup(&host, path) else {
+            panic!("{path}")
+        };
+        attrs::read(&host, &f)
+    };
+    assert_eq!(read("devices/ap/card05/05.0004/status"), "assigned\n");
+    assert_eq!(read("devices/ap/card05/05.0005/status"), "unassigned\n");
+    assert_eq!(read("devices/ap/card05/05.0004/request_count"), "-\n");
+    assert_eq!(read("devices/ap/card04/04.0004/request_count"), "0\n");
+    assert_eq!(read("devices/ap/card05/type"), "CEX5C\n");
+    assert_eq!(read("devices/ap/card05/hwtype"), "11\n");
+    assert_eq!(read("devices/ap/card05/modalias"), "ap:t0B\n");
+    assert_eq!(read("bus/ap/ap_domain"), "4\n");
+    assert_eq!(read("bus/ap/bindings"), "18/18 (complete)\n");
+    assert_eq!(
+        read(&format!("devices/vfio_ap/matrix/{UUID1}/control_domains")),
+        "00ab\n"
+    );
+    assert_eq!(
+        read(&format!("devices/vfio_ap/matrix/{UUID1}/guest_matrix")),
+        "05.0004\n"
+    );
+    assert_eq!(
+        lookup(&host, "devices/ap/card05/05.0004/driver"),
+        Some(Node::Link("../../../../bus/ap/drivers/vfio_ap".into()))
+    );
+    assert_eq!(
+        lookup(
+            &host,
+            &format!("devices/vfio_ap/matrix/{UUID1}/iommu_group")
+        ),
+        Some(Node::Link("../../../../kernel/iommu_groups/0".into()))
+    );
+}
+
+#[test]
+fn modes_follow_sysfs() {
+    let host = walkthrough_host();
+    let mode = |path: &str| match lookup(&host, path) {
+        Some(Node::File(f)) => f.mode,
+        other => panic!("{path}: {other:?}"),
+    };
+    assert_eq!(mode("bus/ap/apmask"), 0o644);
+    assert_eq!(mode("bus/ap/bindings"), 0o444);
+    assert_eq!(
+        mode(&format!("devices/vfio_ap/matrix/{UUID1}/assign_adapter")),
+        0o200
+    );
+    assert_eq!(
+        mode(&format!("devices/vfio_ap/matrix/{UUID1}/matrix")),
+        0o444
+    );
+    assert_eq!(
+        mode("devices/vfio_ap/matrix/mdev_supported_types/vfio_ap-passthrough/create"),
+        0o200
+    );
+    // the in-process view refuses what sysfs refuses at open
+    let mut host = host;
+    let mut sys = SysfsView { host: &mut host };
+    let err = sys
+        .read(&format!("devices/vfio_ap/matrix/{UUID1}/assign_adapter"))
+        .unwrap_err();
+    assert_eq!(err.errno(), Errno::EACCES);
+    let err = sys.write("bus/ap/bindings", b"1").unwrap_err();
+    assert_eq!(err.errno(), Errno::EACCES);
+    let err = sys.write("bus/ap", b"1").unwrap_err();
+    assert_eq!(err.errno(), Errno::EACCES);
+}
+
+#[test]
+fn old_profile_attributes_are_absent() {
+    use apmatrix_model::profile::SysfsAttributes;
+    static BARE: apmatrix_model::KernelProfile = apmatrix_model::KernelProfile {
+        name: "bare-for-tests",
+        sysfs: SysfsAttributes {
+            bus_scans_and_bindings: false,
+            bus_features: true,
+            guest_matrix: false,
+            queue_status: false,
+        },
+        ..SEED
+    };
+    let mut host = Host::new(Topology::seed_example(), &BARE);
+    host.write_mask(MaskKind::Apmask, b"-5").unwrap();
+    assert!(lookup(&host, "bus/ap/scans").is_none());
+    assert!(lookup(&host, "bus/ap/features").is_some());
+    assert!(lookup(&host, "devices/ap/card05/05.0004/status").is_none());
+    let u = host.write_create(UUID1.as_bytes()).unwrap().unwrap();
+    assert!(lookup(&host, &format!("devices/vfio_ap/matrix/{u}/guest_matrix")).is_none());
+}
