@@ -1,0 +1,429 @@
+//! apmatrix-fuse: the sysfs view served through FUSE, behaving as sysfs
+//! does for the programs that use it (tools.md Part B §4):
+//!
+//! * content is generated when a file is opened, and every open uses
+//!   direct I/O, so each read(2) and write(2) reaches the server and a
+//!   refused write fails write(2) itself with the kernel's errno (no page
+//!   cache, no write-back that would defer the error to close);
+//! * entry and attribute time-outs are zero, so an mdev directory appears
+//!   and vanishes for every process the moment `create` or `remove` returns;
+//! * one write(2) is one whole value; O_TRUNC is accepted and ignored;
+//!   writes over 4096 bytes fail with E2BIG as sysfs's do;
+//! * files are owned by root with sysfs's modes; opening an attribute for
+//!   reading (writing) that has no read (write) method fails with EACCES,
+//!   even for root, as kernfs does.
+//!
+//! Where the host lives is the [`Backend`]'s business: in memory for
+//! tests, or the state file that CLI commands change meanwhile.
+
+use std::collections::HashMap;
+use std::ffi::OsStr;
+use std::io;
+use std::path::Path;
+use std::time::{Duration, SystemTime};
+
+use apmatrix_model::{ApError, Host, Written};
+use apmatrix_sysfs::{child, children, lookup, File, Kind, Node};
+use fuser::{
+    FileAttr, FileType, Filesystem, MountOption, ReplyAttr, ReplyCreate, ReplyData, ReplyDirectory,
+    ReplyEmpty, ReplyEntry, ReplyOpen, ReplyWrite, Request, TimeOrNow,
+};
+
+/// Where the served host lives.
+pub trait Backend: Send + 'static {
+    /// The host as it is now, with changes made by others picked up.
+    fn host(&mut self) -> io::Result<&Host>;
+    /// One write(2) to an attribute: applied and made durable before the
+    /// call returns, or refused with no change.
+    fn write(&mut self, file: &File, data: &[u8]) -> io::Result<Result<Written, ApError>>;
+}
+
+/// A host held in memory only.
+pub struct MemoryBackend(pub Host);
+
+impl Backend for MemoryBackend {
+    fn host(&mut self) -> io::Result<&Host> {
+        Ok(&self.0)
+    }
+
+    fn write(&mut self, file: &File, data: &[u8]) -> io::Result<Result<Written, ApError>> {
+        Ok(apmatrix_sysfs::write(&mut self.0, file, data))
+    }
+}
+
+/// sysfs refuses writes larger than a page.
+const MAX_WRITE: usize = 4096;
+const ZERO_TTL: Duration = Duration::ZERO;
+const ROOT_INO: u64 = fuser::FUSE_ROOT_ID;
+
+enum Handle {
+    /// An attribute opened for reading: its content at open.
+    Read(Vec<u8>),
+    Write,
+    /// A directory listing at opendir: names, kinds, inodes.
+    Dir(Vec<(u64, FileType, String)>),
+}
+
+/// The FUSE file system over a [`Backend`].
+pub struct SysfsFs<B: Backend> {
+    backend: B,
+    /// Inode numbers are given to paths (relative to the root) on first
+    /// sight and kept: a path names the same entry for the life of the
+    /// mount, or none.
+    paths: Vec<String>,
+    inodes: HashMap<String, u64>,
+    handles: HashMap<u64, Handle>,
+    next_handle: u64,
+    mounted_at: SystemTime,
+}
+
+fn errno_of(e: &io::Error) -> i32 {
+    e.raw_os_error().unwrap_or(libc::EIO)
+}
+
+fn join(parent: &str, name: &str) -> String {
+    if parent.is_empty() {
+        name.to_string()
+    } else {
+        format!("{parent}/{name}")
+    }
+}
+
+fn file_type(kind: Kind) -> FileType {
+    match kind {
+        Kind::Dir => FileType::Directory,
+        Kind::File => FileType::RegularFile,
+        Kind::Link => FileType::Symlink,
+    }
+}
+
+impl<B: Backend> SysfsFs<B> {
+    pub fn new(backend: B) -> Self {
+        SysfsFs {
+            backend,
+            paths: vec![String::new(), String::new()], // 0 unused, 1 = root
+            inodes: HashMap::from([(String::new(), ROOT_INO)]),
+            handles: HashMap::new(),
+            next_handle: 1,
+            mounted_at: SystemTime::now(),
+        }
+    }
+
+    fn ino_of(&mut self, path: String) -> u64 {
+        if let Some(ino) = self.inodes.get(&path) {
+            return *ino;
+        }
+        let ino = self.paths.len() as u64;
+        self.paths.push(path.clone());
+        self.inodes.insert(path, ino);
+        ino
+    }
+
+    /// The path and current node of an inode; ENOENT once it has vanished.
+    fn node(&mut self, ino: u64) -> Result<(String, Node), i32> {
+        let path = self.paths.get(ino as usize).cloned().ok_or(libc::ENOENT)?;
+        let host = self.backend.host().map_err(|e| errno_of(&e))?;
+        let node = lookup(host, &path).ok_or(libc::ENOENT)?;
+        Ok((path, node))
+    }
+
+    fn attr(&self, ino: u64, node: &Node) -> FileAttr {
+        let (kind, perm, size, nlink) = match node {
+            Node::Dir(_) => (FileType::Directory, 0o755, 0, 2),
+            // sysfs reports a page for every attribute
+            Node::File(f) => (FileType::RegularFile, f.mode, 4096, 1),
+            Node::Link(t) => (FileType::Symlink, 0o777, t.len() as u64, 1),
+        };
+        FileAttr {
+            ino,
+            size,
+            blocks: 0,
+            atime: self.mounted_at,
+            mtime: self.mounted_at,
+            ctime: self.mounted_at,
+            crtime: self.mounted_at,
+            kind,
+            perm,
+            nlink,
+            uid: 0,
+            gid: 0,
+            rdev: 0,
+            blksize: 4096,
+            flags: 0,
+        }
+    }
+
+    fn new_handle(&mut self, h: Handle) -> u64 {
+        let fh = self.next_handle;
+        self.next_handle += 1;
+        self.handles.insert(fh, h);
+        fh
+    }
+}
+
+impl<B: Backend> Filesystem for SysfsFs<B> {
+    fn lookup(&mut self, _req: &Request<'_>, parent: u64, name: &OsStr, reply: ReplyEntry) {
+        let (path, node) = match self.node(parent) {
+            Ok(x) => x,
+            Err(e) => return reply.error(e),
+        };
+        let (Node::Dir(dir), Some(name)) = (node, name.to_str()) else {
+            return reply.error(libc::ENOENT);
+        };
+        let found = match self.backend.host() {
+            Ok(host) => child(host, dir, name),
+            Err(e) => return reply.error(errno_of(&e)),
+        };
+        match found {
+            Some(node) => {
+                let ino = self.ino_of(join(&path, name));
+                reply.entry(&ZERO_TTL, &self.attr(ino, &node), 0);
+            }
+            None => reply.error(libc::ENOENT),
+        }
+    }
+
+    fn getattr(&mut self, _req: &Request<'_>, ino: u64, _fh: Option<u64>, reply: ReplyAttr) {
+        match self.node(ino) {
+            Ok((_, node)) => reply.attr(&ZERO_TTL, &self.attr(ino, &node)),
+            Err(e) => reply.error(e),
+        }
+    }
+
+    /// `O_TRUNC` (`echo >`, Rust's `fs::write`) arrives as size 0: accepted
+    /// and ignored, as sysfs ignores it. Other changes are refused.
+    fn setattr(
+        &mut self,
+        _req: &Request<'_>,
+        ino: u64,
+        mode: Option<u32>,
+        uid: Option<u32>,
+        gid: Option<u32>,
+        size: Option<u64>,
+        _atime: Option<TimeOrNow>,
+        _mtime: Option<TimeOrNow>,
+        _ctime: Option<SystemTime>,
+        _fh: Option<u64>,
+        _crtime: Option<SystemTime>,
+        _chgtime: Option<SystemTime>,
+        _bkuptime: Option<SystemTime>,
+        _flags: Option<u32>,
+        reply: ReplyAttr,
+    ) {
+        let node = match self.node(ino) {
+            Ok((_, node)) => node,
+            Err(e) => return reply.error(e),
+        };
+        if mode.is_some() || uid.is_some() || gid.is_some() || size.is_some_and(|s| s != 0) {
+            return reply.error(libc::EPERM);
+        }
+        reply.attr(&ZERO_TTL, &self.attr(ino, &node));
+    }
+
+    fn readlink(&mut self, _req: &Request<'_>, ino: u64, reply: ReplyData) {
+        match self.node(ino) {
+            Ok((_, Node::Link(target))) => reply.data(target.as_bytes()),
+            Ok(_) => reply.error(libc::EINVAL),
+            Err(e) => reply.error(e),
+        }
+    }
+
+    fn open(&mut self, _req: &Request<'_>, ino: u64, flags: i32, reply: ReplyOpen) {
+        let file = match self.node(ino) {
+            Ok((_, Node::File(f))) => f,
+            Ok((_, Node::Dir(_))) => return reply.error(libc::EISDIR),
+            Ok(_) => return reply.error(libc::EINVAL),
+            Err(e) => return reply.error(e),
+        };
+        let acc = flags & libc::O_ACCMODE;
+        let wants_read = acc == libc::O_RDONLY || acc == libc::O_RDWR;
+        let wants_write = acc == libc::O_WRONLY || acc == libc::O_RDWR;
+        // kernfs: no show (store) method, no open for reading (writing)
+        if (wants_read && !file.readable()) || (wants_write && !file.writable()) {
+            return reply.error(libc::EACCES);
+        }
+        let handle = if wants_read {
+            match self.backend.host() {
+                Ok(host) => Handle::Read(apmatrix_sysfs::read(host, &file).into_bytes()),
+                Err(e) => return reply.error(errno_of(&e)),
+            }
+        } else {
+            Handle::Write
+        };
+        let fh = self.new_handle(handle);
+        reply.opened(fh, fuser::consts::FOPEN_DIRECT_IO);
+    }
+
+    fn read(
+        &mut self,
+        _req: &Request<'_>,
+        _ino: u64,
+        fh: u64,
+        offset: i64,
+        size: u32,
+        _flags: i32,
+        _lock_owner: Option<u64>,
+        reply: ReplyData,
+    ) {
+        match self.handles.get(&fh) {
+            Some(Handle::Read(content)) => {
+                let start = (offset.max(0) as usize).min(content.len());
+                let end = (start + size as usize).min(content.len());
+                reply.data(&content[start..end]);
+            }
+            _ => reply.error(libc::EBADF),
+        }
+    }
+
+    fn write(
+        &mut self,
+        _req: &Request<'_>,
+        ino: u64,
+        _fh: u64,
+        _offset: i64,
+        data: &[u8],
+        _write_flags: u32,
+        _flags: i32,
+        _lock_owner: Option<u64>,
+        reply: ReplyWrite,
+    ) {
+        let file = match self.node(ino) {
+            Ok((_, Node::File(f))) if f.writable() => f,
+            Ok(_) => return reply.error(libc::EACCES),
+            Err(e) => return reply.error(e),
+        };
+        if data.len() > MAX_WRITE {
+            return reply.error(libc::E2BIG);
+        }
+        match self.backend.write(&file, data) {
+            Ok(Ok(_)) => reply.written(data.len() as u32),
+            Ok(Err(refusal)) => reply.error(refusal.errno().code()),
+            Err(e) => reply.error(errno_of(&e)),
+        }
+    }
+
+    fn release(
+        &mut self,
+        _req: &Request<'_>,
+        _ino: u64,
+        fh: u64,
+        _flags: i32,
+        _lock_owner: Option<u64>,
+        _flush: bool,
+        reply: ReplyEmpty,
+    ) {
+        self.handles.remove(&fh);
+        reply.ok();
+    }
+
+    fn opendir(&mut self, _req: &Request<'_>, ino: u64, _flags: i32, reply: ReplyOpen) {
+        let (path, dir) = match self.node(ino) {
+            Ok((path, Node::Dir(d))) => (path, d),
+            Ok(_) => return reply.error(libc::ENOTDIR),
+            Err(e) => return reply.error(e),
+        };
+        let names = match self.backend.host() {
+            Ok(host) => children(host, dir),
+            Err(e) => return reply.error(errno_of(&e)),
+        };
+        let parent = match path.rsplit_once('/') {
+            Some((p, _)) => p.to_string(),
+            None => String::new(),
+        };
+        let mut entries = vec![
+            (ino, FileType::Directory, ".".to_string()),
+            (self.ino_of(parent), FileType::Directory, "..".to_string()),
+        ];
+        for (name, kind) in names {
+            let child_ino = self.ino_of(join(&path, &name));
+            entries.push((child_ino, file_type(kind), name));
+        }
+        let fh = self.new_handle(Handle::Dir(entries));
+        reply.opened(fh, 0);
+    }
+
+    fn readdir(
+        &mut self,
+        _req: &Request<'_>,
+        _ino: u64,
+        fh: u64,
+        offset: i64,
+        mut reply: ReplyDirectory,
+    ) {
+        let Some(Handle::Dir(entries)) = self.handles.get(&fh) else {
+            return reply.error(libc::EBADF);
+        };
+        for (i, (ino, kind, name)) in entries.iter().enumerate().skip(offset.max(0) as usize) {
+            if reply.add(*ino, (i + 1) as i64, *kind, name) {
+                break;
+            }
+        }
+        reply.ok();
+    }
+
+    fn releasedir(
+        &mut self,
+        _req: &Request<'_>,
+        _ino: u64,
+        fh: u64,
+        _flags: i32,
+        reply: ReplyEmpty,
+    ) {
+        self.handles.remove(&fh);
+        reply.ok();
+    }
+
+    /// sysfs directories have no `create`: the VFS answers EACCES.
+    fn create(
+        &mut self,
+        _req: &Request<'_>,
+        _parent: u64,
+        _name: &OsStr,
+        _mode: u32,
+        _umask: u32,
+        _flags: i32,
+        reply: ReplyCreate,
+    ) {
+        reply.error(libc::EACCES);
+    }
+
+    fn mkdir(
+        &mut self,
+        _req: &Request<'_>,
+        _parent: u64,
+        _name: &OsStr,
+        _mode: u32,
+        _umask: u32,
+        reply: ReplyEntry,
+    ) {
+        reply.error(libc::EPERM);
+    }
+
+    fn unlink(&mut self, _req: &Request<'_>, _parent: u64, _name: &OsStr, reply: ReplyEmpty) {
+        reply.error(libc::EPERM);
+    }
+
+    fn rmdir(&mut self, _req: &Request<'_>, _parent: u64, _name: &OsStr, reply: ReplyEmpty) {
+        reply.error(libc::EPERM);
+    }
+}
+
+/// The mount options: readable by everyone as sysfs is, permissions
+/// checked by the kernel from the modes, no set-uid or devices.
+pub fn mount_options() -> Vec<MountOption> {
+    vec![
+        MountOption::FSName("apmatrix".into()),
+        MountOption::Subtype("apmatrix".into()),
+        MountOption::AllowOther,
+        MountOption::DefaultPermissions,
+        MountOption::NoSuid,
+        MountOption::NoDev,
+        MountOption::NoExec,
+    ]
+}
+
+/// Mounts the tree at `mountpoint` and serves it on a background thread
+/// until the returned session is dropped (which unmounts it).
+pub fn spawn<B: Backend>(backend: B, mountpoint: &Path) -> io::Result<fuser::BackgroundSession> {
+    fuser::spawn_mount2(SysfsFs::new(backend), mountpoint, &mount_options())
+}

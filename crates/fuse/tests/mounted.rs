@@ -1,0 +1,126 @@
+//! The tree mounted for real, driven by shell commands: what sysfs users
+//! see (errno of write(2), O_TRUNC, directories appearing at once, modes).
+
+use std::path::Path;
+use std::process::Command;
+
+use apmatrix_fuse::{spawn, MemoryBackend};
+use apmatrix_model::Host;
+
+/// FUSE needs /dev/fuse and root; CI has both and sets
+/// APMATRIX_REQUIRE_FUSE=1 so that a missing one fails instead of skipping.
+fn fuse_available() -> bool {
+    let ok = Path::new("/dev/fuse").exists() && unsafe { libc::geteuid() } == 0;
+    if !ok {
+        assert!(
+            std::env::var_os("APMATRIX_REQUIRE_FUSE").is_none(),
+            "APMATRIX_REQUIRE_FUSE is set but FUSE is not usable (need root and /dev/fuse)"
+        );
+        eprintln!("skipping: FUSE needs root and /dev/fuse");
+    }
+    ok
+}
+
+fn sh(dir: &Path, script: &str) -> (String, String, i32) {
+    let out = Command::new("bash")
+        .arg("-c")
+        .arg(script)
+        .current_dir(dir)
+        .env("LC_ALL", "C")
+        .output()
+        .unwrap();
+    (
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+        out.status.code().unwrap_or(-1),
+    )
+}
+
+#[test]
+fn shell_commands_see_sysfs_semantics() {
+    if !fuse_available() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let session = spawn(MemoryBackend(Host::seed_example()), dir.path()).unwrap();
+    let m = dir.path();
+    let (out, err, rc) = sh(
+        m,
+        r#"set -e
+cat bus/ap/apmask
+echo -5,-6 > bus/ap/apmask
+cat bus/ap/apmask
+ls bus/ap/drivers/vfio_ap | tr '\n' ' '; echo
+cd devices/vfio_ap/matrix
+echo 669d9b23-fe1b-4ecd-be08-e42dc3f5d3c4 > mdev_supported_types/vfio_ap-passthrough/create
+cd 669d9b23-fe1b-4ecd-be08-e42dc3f5d3c4
+echo 5 > assign_adapter
+printf 0xab > assign_domain
+cat matrix
+readlink mdev_type iommu_group
+ls ../../../../bus/mdev/devices
+"#,
+    );
+    assert_eq!(rc, 0, "{err}");
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines[0], format!("0x{}", "f".repeat(64)));
+    assert_eq!(lines[1], format!("0xf9{}", "f".repeat(62)));
+    assert_eq!(
+        lines[2],
+        "05.0004 05.0005 05.0006 05.0047 05.00ab 05.00ff 06.0004 06.0005 06.0006 06.0047 06.00ab 06.00ff "
+    );
+    assert_eq!(lines[3], "05.00ab");
+    assert_eq!(lines[4], "../mdev_supported_types/vfio_ap-passthrough");
+    assert_eq!(lines[5], "../../../../kernel/iommu_groups/0");
+    assert_eq!(lines[6], "669d9b23-fe1b-4ecd-be08-e42dc3f5d3c4");
+
+    // A refused write fails write(2) with the kernel's errno, and bash says so.
+    let mdev = "devices/vfio_ap/matrix/669d9b23-fe1b-4ecd-be08-e42dc3f5d3c4";
+    let (_, err, rc) = sh(m, &format!("echo 4 > {mdev}/assign_adapter"));
+    assert_ne!(rc, 0);
+    assert!(err.contains("Cannot assign requested address"), "{err}");
+    let (_, err, _) = sh(m, "echo +5 > bus/ap/apmask");
+    assert!(err.contains("Address already in use"), "{err}");
+    let (_, err, _) = sh(m, &format!("echo 256 > {mdev}/assign_domain"));
+    assert!(err.contains("No such device"), "{err}");
+    let (_, err, _) = sh(m, &format!("echo 08 > {mdev}/assign_domain"));
+    assert!(err.contains("Invalid argument"), "{err}");
+    // sysfs modes, and kernfs's EACCES for an attribute without a read method
+    let (out, _, _) = sh(
+        m,
+        &format!("stat -c '%a %U %s' {mdev}/assign_adapter {mdev}/matrix bus/ap/apmask"),
+    );
+    assert_eq!(out, "200 root 4096\n444 root 4096\n644 root 4096\n");
+    let (_, err, rc) = sh(m, &format!("cat {mdev}/assign_adapter"));
+    assert_ne!(rc, 0);
+    assert!(err.contains("Permission denied"), "{err}");
+    let (_, err, _) = sh(m, "echo 1 > bus/ap/newfile");
+    assert!(err.contains("Permission denied"), "{err}");
+    // Writes over a page are refused whole.
+    let big = dir
+        .path()
+        .parent()
+        .unwrap()
+        .join(format!("apmatrix-big-{}", std::process::id()));
+    std::fs::write(&big, "1".repeat(5000)).unwrap();
+    let (_, err, _) = sh(
+        m,
+        &format!(
+            "dd if={} of={mdev}/assign_domain bs=5000 count=1",
+            big.display()
+        ),
+    );
+    std::fs::remove_file(&big).unwrap();
+    assert!(err.contains("Argument list too long"), "{err}");
+    // remove: the directory and every link to it vanish at once.
+    let (out, err, rc) = sh(
+        m,
+        &format!("echo 1 > {mdev}/remove && ls -A bus/mdev/devices devices/vfio_ap/matrix && test ! -e {mdev}"),
+    );
+    assert_eq!(rc, 0, "{err}");
+    assert_eq!(
+        out,
+        "bus/mdev/devices:\n\ndevices/vfio_ap/matrix:\nmdev_supported_types\n"
+    );
+    drop(session);
+}
