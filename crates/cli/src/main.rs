@@ -3,6 +3,7 @@
 mod demo;
 mod lszcrypt;
 mod matrix_view;
+mod serve;
 mod store;
 mod style;
 
@@ -78,6 +79,31 @@ enum Command {
     /// Start and stop emulated guests, and see what they see
     #[command(subcommand)]
     Guest(GuestCommand),
+    /// Serve the host as a live sysfs tree at DIR (DIR/bus/ap/apmask, DIR/devices/vfio_ap/matrix, ...) until interrupted
+    ///
+    /// DIR stands for /sys: point tools at it with SYSFS_ROOT=DIR (s390-tools)
+    /// or MDEVCTL_ENV_ROOT=PARENT when DIR is PARENT/sys (mdevctl 1.3+).
+    /// CLI commands run meanwhile change the same host. Needs root and /dev/fuse.
+    Mount {
+        /// An existing directory to mount the tree on
+        dir: PathBuf,
+    },
+    /// Run a command with the emulated tree over /sys/bus/ap, /sys/devices/ap, /sys/devices/vfio_ap, /sys/class/mdev_bus and /sys/bus/mdev
+    ///
+    /// The command runs in a private mount namespace, so tools with hard-coded
+    /// /sys paths (echo ... > /sys/bus/ap/apmask, mdevctl) use the emulated
+    /// host; the rest of the system sees nothing. Exits with the command's
+    /// status. Needs root and /dev/fuse.
+    Exec {
+        /// The command and its arguments
+        #[arg(
+            trailing_var_arg = true,
+            allow_hyphen_values = true,
+            required = true,
+            value_name = "COMMAND"
+        )]
+        command: Vec<String>,
+    },
     /// Print a shell completion script
     Completions {
         #[arg(value_enum)]
@@ -225,6 +251,16 @@ fn main() -> ExitCode {
         Err(e) => e.exit(),
     };
     let style = Style::new(cli.color);
+    if let Command::Exec { command } = &cli.command {
+        let store = Store::new(cli.host.clone().unwrap_or_else(store::default_path));
+        return match serve::exec(store, command) {
+            Ok(code) => ExitCode::from(code.clamp(0, 255) as u8),
+            Err(e) => {
+                eprintln!("{}: {}", style.error("apmatrix"), e);
+                ExitCode::from(125)
+            }
+        };
+    }
     match run(&cli, &matches, &style) {
         Ok(text) => {
             print!("{text}");
@@ -246,6 +282,8 @@ fn run(cli: &Cli, matches: &ArgMatches, style: &Style) -> Result<String> {
     let json = |value: &dyn erased::Json| Ok(value.to_json());
     match &cli.command {
         Command::Demo => Ok(demo::run(style)),
+        Command::Mount { dir } => serve::mount(store(), dir),
+        Command::Exec { .. } => unreachable!("handled in main"),
         Command::Completions { shell } => {
             let mut out = Vec::new();
             clap_complete::generate(*shell, &mut Cli::command(), "apmatrix", &mut out);

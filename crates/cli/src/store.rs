@@ -1,17 +1,30 @@
-//! The persistent emulated host: one JSON state file.
+//! The persistent emulated host: a JSON snapshot and a journal of the
+//! operations applied since.
 //!
-//! Every change is read-modify-write under an exclusive lock on a separate
-//! lock file, and the new state replaces the old one atomically (temporary
-//! file in the same directory, fsync, rename, fsync of the directory), so
-//! concurrent invocations never lose an update and a `kill -9` at any moment
-//! leaves either the old or the new state. A file that is not a valid host
-//! state is refused, never overwritten silently.
+//! Every change is made under an exclusive lock on a separate lock file.
+//! A CLI command rewrites the snapshot atomically (temporary file in the
+//! same directory, fsync, rename, fsync of the directory) and drops the
+//! journal. The sysfs server ([`LiveHost`]) appends each accepted write to
+//! the journal as one line, which costs microseconds where a snapshot costs
+//! a millisecond, and folds the journal into a new snapshot now and then.
+//!
+//! The journal's first line names the snapshot it continues (a hash of the
+//! snapshot's bytes), so a journal left over from before a newer snapshot is
+//! ignored, and a last line without its newline (a writer killed mid-line)
+//! is not part of the state. Hence concurrent invocations never lose an
+//! update and a `kill -9` at any moment leaves a state that includes every
+//! change whose command (or write(2)) returned. Journal lines are not
+//! fsynced: they survive the death of any process, not a power cut (the
+//! snapshots are synced). A file that is not a valid host state is refused,
+//! never overwritten silently.
 
 use std::fs::{self, File, OpenOptions};
-use std::io::{self, Write};
+use std::io::{self, Read, Seek, SeekFrom, Write};
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
-use apmatrix_model::{Host, HostState};
+use apmatrix_model::{ApError, Host, HostState, Op, Written};
+use apmatrix_sysfs::File as SysfsFile;
 
 /// The environment variable that names the state file.
 pub const HOST_ENV: &str = "APMATRIX_HOST";
@@ -68,10 +81,19 @@ impl Store {
         &self.path
     }
 
-    fn lock_path(&self) -> PathBuf {
+    fn sibling(&self, suffix: &str) -> PathBuf {
         let mut name = self.path.file_name().unwrap_or_default().to_os_string();
-        name.push(".lock");
+        name.push(suffix);
         self.path.with_file_name(name)
+    }
+
+    fn lock_path(&self) -> PathBuf {
+        self.sibling(".lock")
+    }
+
+    /// The journal of operations applied since the snapshot.
+    pub fn journal_path(&self) -> PathBuf {
+        self.sibling(".journal")
     }
 
     /// Takes the exclusive lock; released when the returned file is dropped.
@@ -87,11 +109,16 @@ impl Store {
         Ok(file)
     }
 
-    /// Reads the host. Reading needs no lock: the file is only ever replaced
-    /// whole by rename.
+    /// Reads the host: the snapshot and its journal. Reading needs no lock:
+    /// the snapshot is only ever replaced whole by rename, a stale journal
+    /// is recognised by its header, and an unfinished last line is skipped.
     pub fn load(&self) -> Result<Host, StoreError> {
-        let text = match fs::read_to_string(&self.path) {
-            Ok(t) => t,
+        Ok(self.load_full()?.host)
+    }
+
+    fn load_full(&self) -> Result<Loaded, StoreError> {
+        let (bytes, snapshot_id) = match read_with_id(&self.path) {
+            Ok(x) => x,
             Err(e) if e.kind() == io::ErrorKind::NotFound => {
                 return Err(StoreError::Missing(self.path.clone()))
             }
@@ -101,8 +128,49 @@ impl Store {
             path: self.path.clone(),
             reason,
         };
-        let state: HostState = serde_json::from_str(&text).map_err(|e| foreign(e.to_string()))?;
-        Host::from_state(state).map_err(|e| foreign(e.to_string()))
+        let state: HostState =
+            serde_json::from_slice(&bytes).map_err(|e| foreign(e.to_string()))?;
+        let mut host = Host::from_state(state).map_err(|e| foreign(e.to_string()))?;
+        let snapshot_hash = fnv64(&bytes);
+        let journal_path = self.journal_path();
+        let mut journal = None;
+        match read_with_id(&journal_path) {
+            Ok((bytes, id)) => {
+                let mut lines = bytes.split_inclusive(|b| *b == b'\n');
+                let header_ok = lines
+                    .next()
+                    .is_some_and(|h| h == journal_header(snapshot_hash).as_bytes());
+                if header_ok {
+                    let mut consumed = journal_header(snapshot_hash).len();
+                    for (n, line) in lines.enumerate() {
+                        if !line.ends_with(b"\n") {
+                            break; // a writer died mid-line: not part of the state
+                        }
+                        let damaged = |reason: String| StoreError::Foreign {
+                            path: journal_path.clone(),
+                            reason: format!("line {}: {reason}", n + 2),
+                        };
+                        let op: Op =
+                            serde_json::from_slice(line).map_err(|e| damaged(e.to_string()))?;
+                        host.apply(&op)
+                            .map_err(|e| damaged(format!("replaying it failed: {e}")))?;
+                        consumed += line.len();
+                    }
+                    journal = Some(JournalPos {
+                        id,
+                        consumed: consumed as u64,
+                    });
+                }
+            }
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => return Err(io_err(&journal_path)(e)),
+        }
+        Ok(Loaded {
+            host,
+            snapshot_id,
+            snapshot_hash,
+            journal,
+        })
     }
 
     /// Creates the state file; refuses to replace an existing one unless
@@ -137,6 +205,24 @@ impl Store {
         Ok(outcome)
     }
 
+    /// Opens the host for a long-running server that applies writes one at
+    /// a time and sees what other commands change meanwhile.
+    pub fn live(self) -> Result<LiveHost, StoreError> {
+        let lock_path = self.lock_path();
+        let lock = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&lock_path)
+            .map_err(io_err(&lock_path))?;
+        let loaded = self.load_full()?;
+        Ok(LiveHost {
+            store: self,
+            lock,
+            loaded,
+        })
+    }
+
     fn tmp_prefix(&self) -> std::ffi::OsString {
         let mut name = self.path.file_name().unwrap_or_default().to_os_string();
         name.push(".tmp.");
@@ -167,8 +253,17 @@ impl Store {
     }
 
     /// Writes a temporary file beside the state, syncs it, renames it over
-    /// the state and syncs the directory. Callers hold the lock.
+    /// the state and syncs the directory; then drops the journal, which the
+    /// new snapshot includes. Callers hold the lock.
     fn save(&self, host: &Host) -> Result<(), StoreError> {
+        self.save_snapshot(host)?;
+        match fs::remove_file(self.journal_path()) {
+            Err(e) if e.kind() != io::ErrorKind::NotFound => Err(io_err(&self.journal_path())(e)),
+            _ => Ok(()),
+        }
+    }
+
+    fn save_snapshot(&self, host: &Host) -> Result<(), StoreError> {
         self.sweep_temporaries();
         let mut text = serde_json::to_string_pretty(&host.to_state()).expect("state serialises");
         text.push('\n');
@@ -189,6 +284,226 @@ impl Store {
             let _ = fs::remove_file(&tmp);
             io_err(&self.path)(e)
         })
+    }
+}
+
+/// Which file a path held when it was read: a rename makes a new one.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+struct FileId {
+    dev: u64,
+    ino: u64,
+    len: u64,
+}
+
+fn read_with_id(path: &Path) -> io::Result<(Vec<u8>, FileId)> {
+    let mut f = File::open(path)?;
+    let mut bytes = Vec::new();
+    f.read_to_end(&mut bytes)?;
+    let m = f.metadata()?;
+    Ok((
+        bytes,
+        FileId {
+            dev: m.dev(),
+            ino: m.ino(),
+            len: m.len(),
+        },
+    ))
+}
+
+fn stat_id(path: &Path) -> io::Result<Option<FileId>> {
+    match fs::metadata(path) {
+        Ok(m) => Ok(Some(FileId {
+            dev: m.dev(),
+            ino: m.ino(),
+            len: m.len(),
+        })),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+/// FNV-1a: names a snapshot in its journal's header (not a security hash;
+/// it only has to tell one snapshot from the next).
+fn fnv64(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, b| {
+        (h ^ *b as u64).wrapping_mul(0x0000_0100_0000_01b3)
+    })
+}
+
+fn journal_header(snapshot_hash: u64) -> String {
+    format!("{{\"apmatrix_journal\":1,\"snapshot\":\"{snapshot_hash:016x}\"}}\n")
+}
+
+#[derive(Copy, Clone, Debug)]
+struct JournalPos {
+    id: FileId,
+    /// Bytes of whole lines applied.
+    consumed: u64,
+}
+
+struct Loaded {
+    host: Host,
+    snapshot_id: FileId,
+    snapshot_hash: u64,
+    /// None: no journal continues this snapshot yet.
+    journal: Option<JournalPos>,
+}
+
+/// Fold the journal into a new snapshot once it is this long.
+const COMPACT_AT: u64 = 1 << 20;
+
+/// The host of a long-running server ([`Store::live`]): each read sees the
+/// changes other commands made, each write is journaled before it returns.
+pub struct LiveHost {
+    store: Store,
+    lock: File,
+    loaded: Loaded,
+}
+
+impl LiveHost {
+    /// Picks up what others changed: a new snapshot (a CLI command) means a
+    /// full reload; journal lines beyond ours (another server) are replayed.
+    fn refresh(&mut self) -> Result<(), StoreError> {
+        let snapshot = stat_id(&self.store.path).map_err(io_err(&self.store.path))?;
+        let journal_path = self.store.journal_path();
+        let journal = stat_id(&journal_path).map_err(io_err(&journal_path))?;
+        let ours = self.loaded.journal;
+        let current = snapshot == Some(self.loaded.snapshot_id)
+            && match (journal, ours) {
+                (None, None) => true,
+                (Some(j), Some(o)) => {
+                    j == o.id || (j.ino == o.id.ino && j.dev == o.id.dev && j.len == o.consumed)
+                }
+                // a journal we did not write yet may be a stale one or another server's
+                _ => false,
+            };
+        if !current {
+            self.loaded = self.store.load_full()?;
+        }
+        Ok(())
+    }
+
+    pub fn host(&mut self) -> Result<&Host, StoreError> {
+        self.refresh()?;
+        Ok(&self.loaded.host)
+    }
+
+    /// One write(2): under the lock, brought up to date, applied, and
+    /// journaled if it changed anything.
+    pub fn write(
+        &mut self,
+        file: &SysfsFile,
+        data: &[u8],
+    ) -> Result<Result<Written, ApError>, StoreError> {
+        let lock_path = self.store.lock_path();
+        self.lock.lock().map_err(io_err(&lock_path))?;
+        let outcome = self.write_locked(file, data);
+        let _ = self.lock.unlock();
+        outcome
+    }
+
+    fn write_locked(
+        &mut self,
+        file: &SysfsFile,
+        data: &[u8],
+    ) -> Result<Result<Written, ApError>, StoreError> {
+        self.refresh()?;
+        let written = match apmatrix_sysfs::write(&mut self.loaded.host, file, data) {
+            Ok(w) => w,
+            Err(refusal) => return Ok(Err(refusal)),
+        };
+        if let Some(op) = &written.op {
+            if let Err(e) = self.append(op) {
+                // Not durable: take the change back by reloading.
+                self.loaded = self.store.load_full()?;
+                return Err(e);
+            }
+        }
+        if self
+            .loaded
+            .journal
+            .is_some_and(|j| j.consumed >= COMPACT_AT)
+        {
+            self.store.save_snapshot(&self.loaded.host)?;
+            let _ = fs::remove_file(self.store.journal_path());
+            self.loaded = self.store.load_full()?;
+        }
+        Ok(Ok(written))
+    }
+
+    fn append(&mut self, op: &Op) -> Result<(), StoreError> {
+        let path = self.store.journal_path();
+        let mut line = serde_json::to_vec(op).expect("operations serialise");
+        line.push(b'\n');
+        let io = |e| io_err(&path)(e);
+        let pos = match self.loaded.journal {
+            Some(pos) => {
+                let mut f = OpenOptions::new().write(true).open(&path).map_err(io)?;
+                // Cut an unfinished line left by a writer that died.
+                if f.metadata().map_err(io)?.len() != pos.consumed {
+                    f.set_len(pos.consumed).map_err(io)?;
+                }
+                f.seek(SeekFrom::Start(pos.consumed)).map_err(io)?;
+                f.write_all(&line).map_err(io)?;
+                let m = f.metadata().map_err(io)?;
+                JournalPos {
+                    id: FileId {
+                        dev: m.dev(),
+                        ino: m.ino(),
+                        len: m.len(),
+                    },
+                    consumed: pos.consumed + line.len() as u64,
+                }
+            }
+            None => {
+                // A fresh journal for this snapshot, put in place whole.
+                let mut text = journal_header(self.loaded.snapshot_hash).into_bytes();
+                text.extend_from_slice(&line);
+                let mut tmp_name = self.store.tmp_prefix();
+                tmp_name.push(format!("{}.journal", std::process::id()));
+                let tmp = self.store.path.with_file_name(tmp_name);
+                let write = || -> io::Result<FileId> {
+                    let mut f = File::create(&tmp)?;
+                    f.write_all(&text)?;
+                    fs::rename(&tmp, &path)?;
+                    let m = f.metadata()?;
+                    Ok(FileId {
+                        dev: m.dev(),
+                        ino: m.ino(),
+                        len: m.len(),
+                    })
+                };
+                let id = write().map_err(|e| {
+                    let _ = fs::remove_file(&tmp);
+                    io_err(&path)(e)
+                })?;
+                JournalPos {
+                    id,
+                    consumed: text.len() as u64,
+                }
+            }
+        };
+        self.loaded.journal = Some(pos);
+        Ok(())
+    }
+}
+
+impl apmatrix_fuse::Backend for LiveHost {
+    fn host(&mut self) -> io::Result<&Host> {
+        LiveHost::host(self).map_err(store_io)
+    }
+
+    fn write(&mut self, file: &SysfsFile, data: &[u8]) -> io::Result<Result<Written, ApError>> {
+        LiveHost::write(self, file, data).map_err(store_io)
+    }
+}
+
+/// A store failure inside a file system call: logged, and EIO to the caller.
+fn store_io(e: StoreError) -> io::Error {
+    eprintln!("apmatrix: {e}");
+    match e {
+        StoreError::Io { source, .. } => source,
+        other => io::Error::other(other.to_string()),
     }
 }
 

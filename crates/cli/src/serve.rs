@@ -1,0 +1,256 @@
+//! `apmatrix mount` and `apmatrix exec`: the emulated host as a live sysfs
+//! tree, at a directory of the user's choice or over /sys in a private
+//! mount namespace.
+
+use std::ffi::CString;
+use std::fs;
+use std::io;
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use crate::store::Store;
+use crate::CliError;
+
+/// The parts of /sys the emulated tree provides, relative to the root.
+pub const SYS_SUBTREES: [&str; 6] = [
+    "bus/ap",
+    "bus/mdev",
+    "devices/ap",
+    "devices/vfio_ap",
+    "class/mdev_bus",
+    "kernel/iommu_groups",
+];
+
+fn fail(msg: impl Into<String>) -> CliError {
+    CliError::Usage(msg.into())
+}
+
+/// FUSE needs /dev/fuse, and mounting without fusermount needs root.
+fn check_fuse() -> Result<(), CliError> {
+    if !Path::new("/dev/fuse").exists() {
+        return Err(fail(
+            "FUSE is not available: /dev/fuse does not exist (load the fuse module, \
+             or give the container --device /dev/fuse)",
+        ));
+    }
+    if unsafe { libc::geteuid() } != 0 {
+        return Err(fail(
+            "mounting the emulated tree needs root (apmatrix mounts FUSE with mount(2), \
+             not fusermount); run it with sudo",
+        ));
+    }
+    Ok(())
+}
+
+fn mount_error(dir: &Path, e: io::Error) -> CliError {
+    fail(format!(
+        "cannot mount the emulated tree at {}: {e}",
+        dir.display()
+    ))
+}
+
+/// Blocks the termination signals in this thread (and the threads it
+/// starts), so that they can be waited for with `sigtimedwait`.
+fn block_termination_signals() -> libc::sigset_t {
+    unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        for sig in [libc::SIGINT, libc::SIGTERM, libc::SIGHUP] {
+            libc::sigaddset(&mut set, sig);
+        }
+        libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
+        set
+    }
+}
+
+/// `apmatrix mount DIR`: serves the host at DIR until SIGINT, SIGTERM or
+/// SIGHUP, or until someone unmounts DIR; then unmounts and returns.
+pub fn mount(store: Store, dir: &Path) -> Result<String, CliError> {
+    check_fuse()?;
+    let meta = fs::metadata(dir).map_err(|e| fail(format!("{}: {e}", dir.display())))?;
+    if !meta.is_dir() {
+        return Err(fail(format!("{} is not a directory", dir.display())));
+    }
+    let host_path = store.path().to_path_buf();
+    let live = store.live()?;
+    let signals = block_termination_signals();
+    let session = apmatrix_fuse::spawn(live, dir).map_err(|e| mount_error(dir, e))?;
+    let mounted_dev = fs::metadata(dir).map(|m| m.dev()).ok();
+    eprintln!(
+        "apmatrix: serving {} at {} (Ctrl-C to unmount)",
+        host_path.display(),
+        dir.display()
+    );
+    let timeout = libc::timespec {
+        tv_sec: 1,
+        tv_nsec: 0,
+    };
+    loop {
+        let sig = unsafe { libc::sigtimedwait(&signals, std::ptr::null_mut(), &timeout) };
+        if sig > 0 {
+            break;
+        }
+        // Unmounted from outside (umount DIR): nothing left to serve.
+        if fs::metadata(dir).map(|m| m.dev()).ok() != mounted_dev {
+            eprintln!("apmatrix: {} was unmounted", dir.display());
+            break;
+        }
+    }
+    drop(session);
+    Ok(String::new())
+}
+
+/// `apmatrix exec -- CMD...`: runs CMD in a private mount namespace where
+/// the emulated tree stands at /sys/bus/ap, /sys/devices/ap, ... so that
+/// programs with hard-coded /sys paths use it. Returns CMD's exit status.
+pub fn exec(store: Store, command: &[String]) -> Result<i32, CliError> {
+    check_fuse()?;
+    let (program, args) = command
+        .split_first()
+        .ok_or_else(|| fail("exec needs a command to run"))?;
+    // Must come first: unshare(CLONE_NEWNS) fails once the process has threads.
+    enter_private_mount_namespace()?;
+    let live = store.live()?;
+    let work = tempdir()?;
+    let tree = work.join("sys");
+    fs::create_dir(&tree).map_err(|e| fail(format!("{}: {e}", tree.display())))?;
+    let session = apmatrix_fuse::spawn(live, &tree).map_err(|e| mount_error(&tree, e))?;
+    let grafted = graft_all(&tree, &work);
+    let status = match grafted {
+        Ok(()) => {
+            let child = Command::new(program).args(args).spawn();
+            match child {
+                Ok(mut child) => {
+                    // Like a shell: Ctrl-C is for the command, not for us.
+                    ignore_interactive_signals();
+                    child.wait().map_err(|e| fail(format!("{program}: {e}")))
+                }
+                Err(e) => Err(fail(format!("cannot run {program}: {e}"))),
+            }
+        }
+        Err(e) => Err(e),
+    };
+    // The grafts vanish with the namespace; unmount the tree and clean up.
+    drop(session);
+    let _ = fs::remove_dir(&tree);
+    let _ = fs::remove_dir_all(&work);
+    let status = status?;
+    Ok(status.code().unwrap_or_else(|| {
+        use std::os::unix::process::ExitStatusExt;
+        128 + status.signal().unwrap_or(0)
+    }))
+}
+
+fn ignore_interactive_signals() {
+    unsafe {
+        libc::signal(libc::SIGINT, libc::SIG_IGN);
+        libc::signal(libc::SIGQUIT, libc::SIG_IGN);
+    }
+}
+
+fn enter_private_mount_namespace() -> Result<(), CliError> {
+    let rc = unsafe { libc::unshare(libc::CLONE_NEWNS) };
+    if rc != 0 {
+        let e = io::Error::last_os_error();
+        return Err(fail(format!(
+            "cannot create a private mount namespace (unshare: {e}); \
+             `apmatrix mount DIR` works without one"
+        )));
+    }
+    // Nothing done in here may propagate to the host's mounts.
+    sys_mount(None, Path::new("/"), None, libc::MS_REC | libc::MS_PRIVATE)
+}
+
+fn tempdir() -> Result<PathBuf, CliError> {
+    let base = std::env::temp_dir();
+    for n in 0..1000u32 {
+        let dir = base.join(format!("apmatrix-exec-{}-{n}", std::process::id()));
+        match fs::create_dir(&dir) {
+            Ok(()) => return Ok(dir),
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
+            Err(e) => return Err(fail(format!("{}: {e}", dir.display()))),
+        }
+    }
+    Err(fail("cannot create a temporary directory"))
+}
+
+fn cstr(p: &Path) -> CString {
+    CString::new(p.as_os_str().as_bytes()).expect("paths have no NUL")
+}
+
+fn sys_mount(
+    source: Option<&Path>,
+    target: &Path,
+    fstype: Option<&str>,
+    flags: libc::c_ulong,
+) -> Result<(), CliError> {
+    let source = source.map(cstr);
+    let fstype = fstype.map(|t| CString::new(t).expect("no NUL"));
+    let target_c = cstr(target);
+    let rc = unsafe {
+        libc::mount(
+            source.as_ref().map_or(std::ptr::null(), |s| s.as_ptr()),
+            target_c.as_ptr(),
+            fstype.as_ref().map_or(std::ptr::null(), |s| s.as_ptr()),
+            flags,
+            std::ptr::null(),
+        )
+    };
+    if rc != 0 {
+        let e = io::Error::last_os_error();
+        return Err(fail(format!("mount on {}: {e}", target.display())));
+    }
+    Ok(())
+}
+
+/// Puts each subtree of the emulated tree over its place in /sys.
+fn graft_all(tree: &Path, work: &Path) -> Result<(), CliError> {
+    for (n, sub) in SYS_SUBTREES.iter().enumerate() {
+        let target = Path::new("/sys").join(sub);
+        ensure_dir(&target, work, n)?;
+        sys_mount(Some(&tree.join(sub)), &target, None, libc::MS_BIND)?;
+    }
+    Ok(())
+}
+
+/// Makes `dir` exist. sysfs takes no mkdir, so where /sys lacks a directory
+/// (no /sys/bus/ap on a machine without AP), its parent is replaced by a
+/// tmpfs that carries everything the parent had (bind-mounted) plus the new
+/// directory.
+fn ensure_dir(dir: &Path, work: &Path, n: usize) -> Result<(), CliError> {
+    if dir.is_dir() {
+        return Ok(());
+    }
+    let parent = dir.parent().expect("below /sys");
+    ensure_dir(parent, work, n)?;
+    if fs::create_dir(dir).is_ok() {
+        return Ok(());
+    }
+    let staging = work.join(format!("shadow{n}"));
+    fs::create_dir(&staging).map_err(|e| fail(format!("{}: {e}", staging.display())))?;
+    sys_mount(Some(Path::new("tmpfs")), &staging, Some("tmpfs"), 0)?;
+    let entries = fs::read_dir(parent).map_err(|e| fail(format!("{}: {e}", parent.display())))?;
+    for entry in entries.flatten() {
+        let from = entry.path();
+        let to = staging.join(entry.file_name());
+        let Ok(kind) = entry.file_type() else {
+            continue;
+        };
+        if kind.is_symlink() {
+            if let Ok(target) = fs::read_link(&from) {
+                let _ = std::os::unix::fs::symlink(target, &to);
+            }
+        } else if kind.is_dir() {
+            if fs::create_dir(&to).is_ok() {
+                sys_mount(Some(&from), &to, None, libc::MS_BIND | libc::MS_REC)?;
+            }
+        } else if fs::File::create(&to).is_ok() {
+            sys_mount(Some(&from), &to, None, libc::MS_BIND)?;
+        }
+    }
+    fs::create_dir(staging.join(dir.file_name().expect("named")))
+        .map_err(|e| fail(format!("{}: {e}", dir.display())))?;
+    sys_mount(Some(&staging), parent, None, libc::MS_MOVE)
+}
