@@ -8,9 +8,9 @@
 //! the journal as one line, which costs microseconds where a snapshot costs
 //! a millisecond, and folds the journal into a new snapshot now and then.
 //!
-//! The journal's first line names the snapshot it continues (a hash of the
-//! snapshot's bytes), so a journal left over from before a newer snapshot is
-//! ignored, and a last line without its newline (a writer killed mid-line)
+//! Each snapshot carries a fresh random token (`saved_as`) and the
+//! journal's first line names the snapshot it continues, so a journal left
+//! over from before a newer snapshot is ignored, and a last line without its newline (a writer killed mid-line)
 //! is not part of the state. Hence concurrent invocations never lose an
 //! update and a `kill -9` at any moment leaves a state that includes every
 //! change whose command (or write(2)) returned. Journal lines are not
@@ -130,18 +130,22 @@ impl Store {
         };
         let state: HostState =
             serde_json::from_slice(&bytes).map_err(|e| foreign(e.to_string()))?;
+        let snapshot_tag = state.saved_as.clone();
         let mut host = Host::from_state(state).map_err(|e| foreign(e.to_string()))?;
-        let snapshot_hash = fnv64(&bytes);
         let journal_path = self.journal_path();
         let mut journal = None;
-        match read_with_id(&journal_path) {
+        // A snapshot without a token (written by hand or by an older
+        // apmatrix) has no journal.
+        let read = match &snapshot_tag {
+            Some(_) => read_with_id(&journal_path),
+            None => Err(io::ErrorKind::NotFound.into()),
+        };
+        match read {
             Ok((bytes, id)) => {
                 let mut lines = bytes.split_inclusive(|b| *b == b'\n');
-                let header_ok = lines
-                    .next()
-                    .is_some_and(|h| h == journal_header(snapshot_hash).as_bytes());
-                if header_ok {
-                    let mut consumed = journal_header(snapshot_hash).len();
+                let header = journal_header(snapshot_tag.as_deref().unwrap_or_default());
+                if lines.next() == Some(header.as_bytes()) {
+                    let mut consumed = header.len();
                     for (n, line) in lines.enumerate() {
                         if !line.ends_with(b"\n") {
                             break; // a writer died mid-line: not part of the state
@@ -168,7 +172,7 @@ impl Store {
         Ok(Loaded {
             host,
             snapshot_id,
-            snapshot_hash,
+            snapshot_tag,
             journal,
         })
     }
@@ -265,7 +269,9 @@ impl Store {
 
     fn save_snapshot(&self, host: &Host) -> Result<(), StoreError> {
         self.sweep_temporaries();
-        let mut text = serde_json::to_string_pretty(&host.to_state()).expect("state serialises");
+        let mut state = host.to_state();
+        state.saved_as = Some(uuid::Uuid::new_v4().simple().to_string());
+        let mut text = serde_json::to_string_pretty(&state).expect("state serialises");
         text.push('\n');
         let mut tmp_name = self.tmp_prefix();
         tmp_name.push(std::process::id().to_string());
@@ -322,16 +328,8 @@ fn stat_id(path: &Path) -> io::Result<Option<FileId>> {
     }
 }
 
-/// FNV-1a: names a snapshot in its journal's header (not a security hash;
-/// it only has to tell one snapshot from the next).
-fn fnv64(bytes: &[u8]) -> u64 {
-    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, b| {
-        (h ^ *b as u64).wrapping_mul(0x0000_0100_0000_01b3)
-    })
-}
-
-fn journal_header(snapshot_hash: u64) -> String {
-    format!("{{\"apmatrix_journal\":1,\"snapshot\":\"{snapshot_hash:016x}\"}}\n")
+fn journal_header(snapshot_tag: &str) -> String {
+    format!("{{\"apmatrix_journal\":1,\"continues\":\"{snapshot_tag}\"}}\n")
 }
 
 #[derive(Copy, Clone, Debug)]
@@ -344,7 +342,8 @@ struct JournalPos {
 struct Loaded {
     host: Host,
     snapshot_id: FileId,
-    snapshot_hash: u64,
+    /// The snapshot's `saved_as` token.
+    snapshot_tag: Option<String>,
     /// None: no journal continues this snapshot yet.
     journal: Option<JournalPos>,
 }
@@ -456,8 +455,14 @@ impl LiveHost {
                 }
             }
             None => {
+                let Some(tag) = self.loaded.snapshot_tag.clone() else {
+                    // No token to continue: a snapshot with one holds it all.
+                    self.store.save(&self.loaded.host)?;
+                    self.loaded = self.store.load_full()?;
+                    return Ok(());
+                };
                 // A fresh journal for this snapshot, put in place whole.
-                let mut text = journal_header(self.loaded.snapshot_hash).into_bytes();
+                let mut text = journal_header(&tag).into_bytes();
                 text.extend_from_slice(&line);
                 let mut tmp_name = self.store.tmp_prefix();
                 tmp_name.push(format!("{}.journal", std::process::id()));
@@ -555,5 +560,96 @@ mod tests {
             ));
             assert_eq!(fs::read_to_string(&path).unwrap(), text);
         }
+    }
+
+    fn sysfs_file(host: &Host, path: &str) -> SysfsFile {
+        match apmatrix_sysfs::lookup(host, path) {
+            Some(apmatrix_sysfs::Node::File(f)) => f,
+            other => panic!("{path}: {other:?}"),
+        }
+    }
+
+    const CREATE: &str = "devices/vfio_ap/matrix/mdev_supported_types/vfio_ap-passthrough/create";
+    const U: &str = "669d9b23-fe1b-4ecd-be08-e42dc3f5d3c4";
+
+    #[test]
+    fn live_writes_are_journaled_and_seen_by_the_cli() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::new(dir.path().join("host.json"));
+        store.init(&Host::seed_example(), false).unwrap();
+        let mut live = Store::new(store.path().to_path_buf()).live().unwrap();
+        let apmask = sysfs_file(live.host().unwrap(), "bus/ap/apmask");
+        live.write(&apmask, b"-5,-6\n").unwrap().unwrap();
+        let create = sysfs_file(live.host().unwrap(), CREATE);
+        live.write(&create, U.as_bytes()).unwrap().unwrap();
+        let journal = fs::read_to_string(store.journal_path()).unwrap();
+        assert_eq!(journal.lines().count(), 3, "{journal}");
+        // a refused write is not journaled
+        let err = live.write(&create, U.as_bytes()).unwrap().unwrap_err();
+        assert_eq!(err.errno(), apmatrix_model::Errno::EEXIST);
+        assert_eq!(fs::read_to_string(store.journal_path()).unwrap(), journal);
+        // the CLI loads snapshot + journal
+        let loaded = store.load().unwrap();
+        assert_eq!(&loaded, live.host().unwrap());
+        // a CLI change folds everything into a new snapshot; the server sees it
+        store
+            .update(|h| h.write_mask(MaskKind::Apmask, b"-4"))
+            .unwrap()
+            .unwrap();
+        assert!(!store.journal_path().exists());
+        assert!(!live.host().unwrap().apmask().contains(4));
+        assert!(live.host().unwrap().mdev(&U.parse().unwrap()).is_some());
+        // and the server's next write starts a journal for that snapshot
+        live.write(&apmask, b"+4").unwrap().unwrap();
+        assert_eq!(store.load().unwrap(), *live.host().unwrap());
+    }
+
+    #[test]
+    fn unfinished_and_stale_journals_are_not_state() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::new(dir.path().join("host.json"));
+        store.init(&Host::seed_example(), false).unwrap();
+        let mut live = Store::new(store.path().to_path_buf()).live().unwrap();
+        let apmask = sysfs_file(live.host().unwrap(), "bus/ap/apmask");
+        live.write(&apmask, b"-5").unwrap().unwrap();
+        // a writer killed mid-line: the partial line is not part of the state
+        let mut f = OpenOptions::new()
+            .append(true)
+            .open(store.journal_path())
+            .unwrap();
+        f.write_all(b"{\"op\":\"set_mask\",\"mask\":\"apm").unwrap();
+        drop(f);
+        let host = store.load().unwrap();
+        assert!(!host.apmask().contains(5));
+        assert!(host.apmask().contains(6));
+        // the next write cuts it off and goes on
+        let mut live = Store::new(store.path().to_path_buf()).live().unwrap();
+        live.write(&apmask, b"-6").unwrap().unwrap();
+        let journal = fs::read_to_string(store.journal_path()).unwrap();
+        assert!(
+            journal.ends_with("}\n") && !journal.contains("\"apm{"),
+            "{journal}"
+        );
+        assert!(!store.load().unwrap().apmask().contains(6));
+        // a journal left beside a newer snapshot (writer killed between the
+        // snapshot's rename and the journal's removal) is ignored
+        let old_journal = fs::read(store.journal_path()).unwrap();
+        store
+            .update(|h| h.write_mask(MaskKind::Apmask, b"+5,+6"))
+            .unwrap()
+            .unwrap();
+        fs::write(store.journal_path(), &old_journal).unwrap();
+        let host = store.load().unwrap();
+        assert!(host.apmask().contains(5) && host.apmask().contains(6));
+        // a damaged complete line is refused, not skipped
+        let mut lines: Vec<&str> = std::str::from_utf8(&old_journal).unwrap().lines().collect();
+        lines[1] = "{\"op\":\"no_such_op\"}";
+        let mut live = Store::new(store.path().to_path_buf()).live().unwrap();
+        live.write(&apmask, b"-7").unwrap().unwrap();
+        let header = fs::read_to_string(store.journal_path()).unwrap();
+        let header = header.lines().next().unwrap();
+        fs::write(store.journal_path(), format!("{header}\n{}\n", lines[1])).unwrap();
+        let err = store.load().unwrap_err().to_string();
+        assert!(err.contains("line 2"), "{err}");
     }
 }

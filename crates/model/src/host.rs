@@ -1293,6 +1293,11 @@ pub struct HostState {
     /// Queues under cex4queue set offline (zcrypt `online` = 0).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub offline_queues: Vec<Apqn>,
+    /// A token a store may write to tell one saved state from the next
+    /// (the journal of operations names the state it continues). Not part
+    /// of the host; [`Host::to_state`] leaves it out.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub saved_as: Option<String>,
 }
 
 /// A saved state that cannot be a host's: names what is wrong.
@@ -1321,6 +1326,7 @@ impl Host {
                 })
                 .collect(),
             offline_queues: self.offline_queues.iter().copied().collect(),
+            saved_as: None,
         }
     }
 
