@@ -1,0 +1,223 @@
+//! `apmatrix mount DIR`: the live tree and CLI commands share one host;
+//! SIGINT unmounts cleanly; `kill -9` of the server in the middle of writes
+//! loses no write that returned.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+const BIN: &str = env!("CARGO_BIN_EXE_apmatrix");
+
+fn fuse_usable() -> bool {
+    let ok = Path::new("/dev/fuse").exists() && unsafe { libc::geteuid() } == 0;
+    if !ok {
+        assert!(
+            std::env::var_os("APMATRIX_REQUIRE_FUSE").is_none(),
+            "APMATRIX_REQUIRE_FUSE is set but FUSE is not usable (need root and /dev/fuse)"
+        );
+        eprintln!("skipping: `apmatrix mount` needs root and /dev/fuse");
+    }
+    ok
+}
+
+fn is_mounted(dir: &Path) -> bool {
+    let mounts = std::fs::read_to_string("/proc/self/mounts").unwrap();
+    let dir = dir.to_str().unwrap();
+    mounts.lines().any(|l| l.split(' ').nth(1) == Some(dir))
+}
+
+/// A running `apmatrix mount`; unmounts (lazily if it was killed) on drop.
+struct Served {
+    child: Child,
+    dir: PathBuf,
+}
+
+impl Served {
+    fn start(host: &Path, dir: &Path) -> Served {
+        let child = Command::new(BIN)
+            .args([
+                "--host",
+                host.to_str().unwrap(),
+                "mount",
+                dir.to_str().unwrap(),
+            ])
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !dir.join("bus/ap/apmask").exists() {
+            assert!(Instant::now() < deadline, "the tree did not appear");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        Served {
+            child,
+            dir: dir.to_path_buf(),
+        }
+    }
+
+    fn signal(&mut self, sig: i32) -> std::process::ExitStatus {
+        unsafe { libc::kill(self.child.id() as i32, sig) };
+        self.child.wait().unwrap()
+    }
+}
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        if is_mounted(&self.dir) {
+            let c = std::ffi::CString::new(self.dir.to_str().unwrap()).unwrap();
+            unsafe { libc::umount2(c.as_ptr(), libc::MNT_DETACH) };
+        }
+    }
+}
+
+fn cli(host: &Path, args: &[&str]) -> String {
+    let out = Command::new(BIN)
+        .arg("--host")
+        .arg(host)
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "apmatrix {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+fn sh(script: &str) -> std::process::Output {
+    Command::new("bash")
+        .arg("-c")
+        .arg(script)
+        .env("LC_ALL", "C")
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn tree_and_cli_share_the_host_and_sigint_unmounts() {
+    if !fuse_usable() {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let host = tmp.path().join("host.json");
+    let dir = tmp.path().join("sys");
+    std::fs::create_dir(&dir).unwrap();
+    cli(&host, &["host", "init"]);
+    let mut served = Served::start(&host, &dir);
+    let d = dir.display();
+    // a write through the tree, seen by the CLI
+    assert!(sh(&format!("echo -5,-6 > {d}/bus/ap/apmask"))
+        .status
+        .success());
+    assert!(cli(&host, &["mask", "show"]).contains(&format!("0xf9{}", "f".repeat(62))));
+    // CLI commands, seen by the tree at once
+    let uuid = "0bb7a40c-6a8e-4a3b-9f7e-4d2b1f9c7a11";
+    cli(&host, &["mdev", "create", "--uuid", uuid]);
+    cli(
+        &host,
+        &[
+            "mdev",
+            "assign",
+            uuid,
+            "--adapter",
+            "5",
+            "--domain",
+            "4,0xab",
+        ],
+    );
+    let matrix =
+        std::fs::read_to_string(dir.join(format!("devices/vfio_ap/matrix/{uuid}/matrix"))).unwrap();
+    assert_eq!(matrix, "05.0004\n05.00ab\n");
+    cli(&host, &["guest", "start", "g1", "--mdev", uuid]);
+    let status = std::fs::read_to_string(dir.join("devices/ap/card05/05.0004/status")).unwrap();
+    assert_eq!(status, "in use\n");
+    // hot plug through the tree reaches the guest the CLI started
+    assert!(sh(&format!(
+        "echo 6 > {d}/devices/vfio_ap/matrix/{uuid}/assign_adapter"
+    ))
+    .status
+    .success());
+    let view = cli(&host, &["guest", "lszcrypt", "g1"]);
+    assert!(view.contains("06.00ab"), "{view}");
+    // SIGINT: clean unmount, exit 0, state kept
+    let status = served.signal(libc::SIGINT);
+    assert!(status.success(), "{status:?}");
+    assert!(!is_mounted(&dir));
+    assert!(cli(&host, &["mdev", "show", uuid]).contains("06.00ab"));
+}
+
+#[test]
+fn kill_9_mid_writes_loses_no_returned_write() {
+    if !fuse_usable() {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let host = tmp.path().join("host.json");
+    let dir = tmp.path().join("sys");
+    std::fs::create_dir(&dir).unwrap();
+    cli(&host, &["host", "init"]);
+    let log = tmp.path().join("done.log");
+    let mut interrupted_rounds = 0;
+    for round in 0..6u64 {
+        let mut served = Served::start(&host, &dir);
+        // Create mdevs one by one, logging each UUID once its write returned.
+        let mut writer = Command::new("bash")
+            .arg("-c")
+            .arg(format!(
+                "for i in $(seq 1 400); do u=$(cat /proc/sys/kernel/random/uuid); \
+                 echo $u > {}/devices/vfio_ap/matrix/mdev_supported_types/vfio_ap-passthrough/create || exit 0; \
+                 echo $u >> {}; done",
+                dir.display(),
+                log.display()
+            ))
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(Duration::from_millis(20 + round * 37 % 90));
+        served.signal(libc::SIGKILL);
+        let finished = writer.try_wait().unwrap().is_some();
+        let _ = writer.wait();
+        if !finished {
+            interrupted_rounds += 1;
+        }
+        drop(served);
+        // Every logged UUID is in the state; at most the one in flight is extra.
+        let logged: Vec<String> = std::fs::read_to_string(&log)
+            .unwrap_or_default()
+            .lines()
+            .map(String::from)
+            .collect();
+        let listed: serde_json::Value =
+            serde_json::from_str(&cli(&host, &["--json", "mdev", "list"])).unwrap();
+        let uuids: Vec<&str> = listed
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| m["uuid"].as_str().unwrap())
+            .collect();
+        for u in &logged {
+            assert!(
+                uuids.contains(&u.as_str()),
+                "round {round}: {u} was created but is lost"
+            );
+        }
+        assert!(
+            uuids.len() == logged.len() || uuids.len() == logged.len() + 1,
+            "round {round}: {} in the state, {} logged",
+            uuids.len(),
+            logged.len()
+        );
+    }
+    assert!(
+        interrupted_rounds > 0,
+        "the server was never killed mid-writes"
+    );
+    let logged = std::fs::read_to_string(&log).unwrap().lines().count();
+    assert!(
+        logged > 20,
+        "only {logged} writes returned before the kills"
+    );
+}
