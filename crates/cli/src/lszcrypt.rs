@@ -94,8 +94,16 @@ fn queue_row(host: &Host, card: &Card, apqn: Apqn) -> Row {
     let zcrypt = driver == Some(Driver::Cex4Queue);
     // A queue has `online` only under cex4queue; otherwise lszcrypt falls back
     // to vfio_ap's `status` file, else "-".
-    let status = if !card.config || card.chkstop || zcrypt {
+    let status = if !card.config || card.chkstop {
         card_status(card).to_string()
+    } else if zcrypt {
+        // the queue's own online flag (chzcrypt -d xx.yyyy)
+        if host.queue_online(apqn) {
+            "online"
+        } else {
+            "offline"
+        }
+        .to_string()
     } else {
         host.vfio_queue_status(apqn).unwrap_or("-").to_string()
     };
@@ -254,5 +262,26 @@ mod tests {
             assert_eq!(header.len(), dashes.len());
             assert_eq!(dashes.len(), if verbose { 92 } else { 46 });
         }
+    }
+
+    #[test]
+    fn offline_queues_and_cards_show_as_offline() {
+        use apmatrix_model::{AdapterId, WriteTarget};
+        let mut host = Host::seed_example();
+        host.write(WriteTarget::QueueOnline(Apqn::new(4, 0x47)), b"0")
+            .unwrap();
+        host.write(WriteTarget::CardOnline(AdapterId(6)), b"0")
+            .unwrap();
+        let status = |id: &str| {
+            rows(&host, false)
+                .into_iter()
+                .find(|r| r.id == id)
+                .unwrap()
+                .status
+        };
+        assert_eq!(status("04.0047"), "offline");
+        assert_eq!(status("04.0004"), "online");
+        assert_eq!(status("06"), "offline");
+        assert_eq!(status("06.00ab"), "offline");
     }
 }
