@@ -2,23 +2,14 @@
 //! SIGINT unmounts cleanly; `kill -9` of the server in the middle of writes
 //! loses no write that returned.
 
+mod common;
+use common::fuse_usable;
+
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 const BIN: &str = env!("CARGO_BIN_EXE_apmatrix");
-
-fn fuse_usable() -> bool {
-    let ok = Path::new("/dev/fuse").exists() && unsafe { libc::geteuid() } == 0;
-    if !ok {
-        assert!(
-            std::env::var_os("APMATRIX_REQUIRE_FUSE").is_none(),
-            "APMATRIX_REQUIRE_FUSE is set but FUSE is not usable (need root and /dev/fuse)"
-        );
-        eprintln!("skipping: `apmatrix mount` needs root and /dev/fuse");
-    }
-    ok
-}
 
 fn is_mounted(dir: &Path) -> bool {
     let mounts = std::fs::read_to_string("/proc/self/mounts").unwrap();
@@ -87,6 +78,16 @@ fn cli(host: &Path, args: &[&str]) -> String {
     String::from_utf8(out.stdout).unwrap()
 }
 
+/// A temporary directory with an initialised host and an empty `sys/`.
+fn fresh_host() -> (tempfile::TempDir, PathBuf, PathBuf) {
+    let tmp = tempfile::tempdir().unwrap();
+    let host = tmp.path().join("host.json");
+    let dir = tmp.path().join("sys");
+    std::fs::create_dir(&dir).unwrap();
+    cli(&host, &["host", "init"]);
+    (tmp, host, dir)
+}
+
 fn sh(script: &str) -> std::process::Output {
     Command::new("bash")
         .arg("-c")
@@ -101,11 +102,7 @@ fn tree_and_cli_share_the_host_and_sigint_unmounts() {
     if !fuse_usable() {
         return;
     }
-    let tmp = tempfile::tempdir().unwrap();
-    let host = tmp.path().join("host.json");
-    let dir = tmp.path().join("sys");
-    std::fs::create_dir(&dir).unwrap();
-    cli(&host, &["host", "init"]);
+    let (_tmp, host, dir) = fresh_host();
     let mut served = Served::start(&host, &dir);
     let d = dir.display();
     // a write through the tree, seen by the CLI
@@ -154,11 +151,7 @@ fn kill_9_mid_writes_loses_no_returned_write() {
     if !fuse_usable() {
         return;
     }
-    let tmp = tempfile::tempdir().unwrap();
-    let host = tmp.path().join("host.json");
-    let dir = tmp.path().join("sys");
-    std::fs::create_dir(&dir).unwrap();
-    cli(&host, &["host", "init"]);
+    let (tmp, host, dir) = fresh_host();
     let log = tmp.path().join("done.log");
     let mut interrupted_rounds = 0;
     for round in 0..6u64 {

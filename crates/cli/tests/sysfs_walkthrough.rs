@@ -4,20 +4,11 @@
 //! emulated host. Checks what the commands print, and the message bash
 //! prints for each write the kernel refuses.
 
+mod common;
+use common::fuse_usable;
+
 use std::path::Path;
 use std::process::Command;
-
-fn fuse_usable() -> bool {
-    let ok = Path::new("/dev/fuse").exists() && unsafe { libc::geteuid() } == 0;
-    if !ok {
-        assert!(
-            std::env::var_os("APMATRIX_REQUIRE_FUSE").is_none(),
-            "APMATRIX_REQUIRE_FUSE is set but FUSE is not usable (need root and /dev/fuse)"
-        );
-        eprintln!("skipping: `apmatrix exec` needs root and /dev/fuse");
-    }
-    ok
-}
 
 const WALKTHROUGH: &str = r###"
 exec 2>&1            # refusals interleave with the output, in order
