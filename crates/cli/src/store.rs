@@ -19,7 +19,8 @@
 //! never overwritten silently.
 
 use std::fs::{self, File, OpenOptions};
-use std::io::{self, Read, Seek, SeekFrom, Write};
+use std::io::{self, Read, Write};
+use std::os::unix::fs::FileExt;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
@@ -224,6 +225,7 @@ impl Store {
             store: self,
             lock,
             loaded,
+            journal_file: None,
         })
     }
 
@@ -357,6 +359,8 @@ pub struct LiveHost {
     store: Store,
     lock: File,
     loaded: Loaded,
+    /// The journal kept open between appends, and which file it is.
+    journal_file: Option<(File, FileId)>,
 }
 
 impl LiveHost {
@@ -437,21 +441,25 @@ impl LiveHost {
         let io = |e| io_err(&path)(e);
         let pos = match self.loaded.journal {
             Some(pos) => {
-                let mut f = OpenOptions::new().write(true).open(&path).map_err(io)?;
+                let same = |id: &FileId| id.dev == pos.id.dev && id.ino == pos.id.ino;
+                if !self.journal_file.as_ref().is_some_and(|(_, id)| same(id)) {
+                    let f = OpenOptions::new().write(true).open(&path).map_err(io)?;
+                    self.journal_file = Some((f, pos.id));
+                }
+                let (f, _) = self.journal_file.as_ref().expect("just opened");
                 // Cut an unfinished line left by a writer that died.
-                if f.metadata().map_err(io)?.len() != pos.consumed {
+                if pos.id.len != pos.consumed {
                     f.set_len(pos.consumed).map_err(io)?;
                 }
-                f.seek(SeekFrom::Start(pos.consumed)).map_err(io)?;
-                f.write_all(&line).map_err(io)?;
-                let m = f.metadata().map_err(io)?;
+                // One write(2) at the end of the whole lines.
+                f.write_all_at(&line, pos.consumed).map_err(io)?;
+                let consumed = pos.consumed + line.len() as u64;
                 JournalPos {
                     id: FileId {
-                        dev: m.dev(),
-                        ino: m.ino(),
-                        len: m.len(),
+                        len: consumed,
+                        ..pos.id
                     },
-                    consumed: pos.consumed + line.len() as u64,
+                    consumed,
                 }
             }
             None => {
@@ -467,21 +475,23 @@ impl LiveHost {
                 let mut tmp_name = self.store.tmp_prefix();
                 tmp_name.push(format!("{}.journal", std::process::id()));
                 let tmp = self.store.path.with_file_name(tmp_name);
-                let write = || -> io::Result<FileId> {
+                let write = || -> io::Result<(File, FileId)> {
                     let mut f = File::create(&tmp)?;
                     f.write_all(&text)?;
                     fs::rename(&tmp, &path)?;
                     let m = f.metadata()?;
-                    Ok(FileId {
+                    let id = FileId {
                         dev: m.dev(),
                         ino: m.ino(),
                         len: m.len(),
-                    })
+                    };
+                    Ok((f, id))
                 };
-                let id = write().map_err(|e| {
+                let (file, id) = write().map_err(|e| {
                     let _ = fs::remove_file(&tmp);
                     io_err(&path)(e)
                 })?;
+                self.journal_file = Some((file, id));
                 JournalPos {
                     id,
                     consumed: text.len() as u64,

@@ -154,11 +154,34 @@ impl Host {
         let Some(op) = self.parse_write(target, input)? else {
             return Ok(Written::default());
         };
+        let unchanged = self.is_no_op(&op);
         let effects = self.apply(&op)?;
         Ok(Written {
-            op: Some(op),
+            // An accepted write that changes nothing (re-assigning an
+            // assigned id, writing the current mask) is no operation: a
+            // journal need not record it.
+            op: (!unchanged).then_some(op),
             effects,
         })
+    }
+
+    /// Whether an operation, if accepted, would leave the host as it is
+    /// (cheap checks for the idempotent writes tools repeat).
+    fn is_no_op(&self, op: &Op) -> bool {
+        match op {
+            Op::SetMask { mask, value } => {
+                *value == self.mask(*mask) && self.profile.unchanged_mask_skips_reprobe
+            }
+            Op::Assign { uuid, axis, id } | Op::Unassign { uuid, axis, id } => {
+                let assign = matches!(op, Op::Assign { .. });
+                let set = u8::try_from(*id)
+                    .ok()
+                    .and_then(|id| self.mdevs.get(uuid).map(|m| m.axis(*axis).contains(id)));
+                // Re-validating kernels may refuse a re-assign; let apply decide.
+                set == Some(assign) && !(assign && self.profile.reassign_revalidates)
+            }
+            _ => false,
+        }
     }
 
     /// The operation a write(2) asks for, after the checks the kernel makes
@@ -580,6 +603,24 @@ mod tests {
             errno(h.write(WriteTarget::Remove(other), b"")),
             Errno::ENOENT
         );
+    }
+
+    #[test]
+    fn idempotent_writes_are_no_operation() {
+        let mut h = Host::seed_example();
+        h.write_mask(MaskKind::Apmask, b"-5").unwrap();
+        let m = Uuid::from_u128(1);
+        h.create_mdev(m).unwrap();
+        let assign = WriteTarget::Assign(m, MatrixAxis::Adapter);
+        assert!(h.write(assign, b"5").unwrap().op.is_some());
+        assert_eq!(h.write(assign, b"5").unwrap().op, None);
+        let unassign = WriteTarget::Unassign(m, MatrixAxis::Domain);
+        assert_eq!(h.write(unassign, b"4").unwrap().op, None);
+        let apmask = WriteTarget::Mask(MaskKind::Apmask);
+        assert_eq!(h.write(apmask, b"-5").unwrap().op, None);
+        assert!(h.write(apmask, b"-6").unwrap().op.is_some());
+        // an out-of-range id is still refused
+        assert_eq!(errno(h.write(unassign, b"256")), Errno::ENODEV);
     }
 
     #[test]
