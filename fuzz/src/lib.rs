@@ -242,6 +242,178 @@ pub fn split_base(data: &[u8]) -> (Mask256, &[u8]) {
     }
 }
 
+/// The kernel's `isspace` (lib/ctype.c): `\t \n \v \f \r`, the space, and
+/// byte 0xa0 (Latin-1 no-break space, `_S|_SP` in the kernel's table).
+/// `sscanf` skips these before a number.
+pub fn kernel_isspace(b: u8) -> bool {
+    matches!(b, b'\t'..=b'\r' | b' ' | 0xa0)
+}
+
+/// `sscanf(buf, "%i")` (`any_base`) or `sscanf(buf, "%d")` into a C `int`:
+/// leading white space skipped, an optional `-` (the kernel's vsscanf takes
+/// no `+`), radix by prefix (`%i`) or
+/// 10 (`%d`), digits, anything after them ignored. The value is kept modulo
+/// 2^32 all along (the same as wrapping a 64-bit `simple_strtoll` and then
+/// truncating to `int`). `None` when no digit follows (nothing converted).
+pub fn ref_scanf_int(input: &[u8], any_base: bool) -> Option<i32> {
+    let s = until_nul(input);
+    let start = s
+        .iter()
+        .position(|&b| !kernel_isspace(b))
+        .unwrap_or(s.len());
+    let mut rest = &s[start..];
+    let mut negative = false;
+    if let Some((b'-', tail)) = rest.split_first() {
+        negative = true;
+        rest = tail;
+    }
+    let (radix, skip) = if any_base { base0_radix(rest) } else { (10, 0) };
+    let body = &rest[skip..];
+    let n = digit_run(body, radix);
+    if n == 0 {
+        return None;
+    }
+    let magnitude = body[..n].iter().fold(0u32, |acc, &b| {
+        acc.wrapping_mul(radix as u32)
+            .wrapping_add(hex_value(b).expect("digit") as u32)
+    });
+    let value = if negative {
+        0u32.wrapping_sub(magnitude)
+    } else {
+        magnitude
+    };
+    Some(i32::from_ne_bytes(value.to_ne_bytes()))
+}
+
+/// `kstrtobool`: `1`/`y`/`Y` true, `0`/`n`/`N` false, or `o`/`O` followed by
+/// `n`/`N` (on, true) or `f`/`F` (off, false); the kernel looks no further
+/// than those two bytes. Anything else is EINVAL.
+pub fn ref_kstrtobool(input: &[u8]) -> Option<bool> {
+    let s = until_nul(input);
+    let lower = |i: usize| s.get(i).map(u8::to_ascii_lowercase);
+    match lower(0)? {
+        b'1' | b'y' => Some(true),
+        b'0' | b'n' => Some(false),
+        b'o' => match lower(1) {
+            Some(b'n') => Some(true),
+            Some(b'f') => Some(false),
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
+/// The mdev UUID the `sysfs_write` target's fixed paths name.
+pub const SYSFS_MDEV: &str = "669d9b23-fe1b-4ecd-be08-e42dc3f5d3c4";
+
+/// The writable attributes the `sysfs_write` target picks from, relative to
+/// the sysfs root. The mdev ones exist only while that mdev does; the
+/// queue's `online` only while cex4queue holds the queue.
+pub const SYSFS_WRITE_PATHS: &[&str] = &[
+    "bus/ap/apmask",
+    "bus/ap/aqmask",
+    "bus/ap/ap_domain",
+    "bus/ap/config_time",
+    "bus/ap/poll_thread",
+    "bus/ap/poll_timeout",
+    "bus/ap/scans",
+    "devices/ap/card05/online",
+    "devices/ap/card05/config",
+    "devices/ap/card04/04.0004/online",
+    "devices/vfio_ap/matrix/mdev_supported_types/vfio_ap-passthrough/create",
+    "devices/vfio_ap/matrix/669d9b23-fe1b-4ecd-be08-e42dc3f5d3c4/assign_adapter",
+    "devices/vfio_ap/matrix/669d9b23-fe1b-4ecd-be08-e42dc3f5d3c4/assign_domain",
+    "devices/vfio_ap/matrix/669d9b23-fe1b-4ecd-be08-e42dc3f5d3c4/assign_control_domain",
+    "devices/vfio_ap/matrix/669d9b23-fe1b-4ecd-be08-e42dc3f5d3c4/unassign_adapter",
+    "devices/vfio_ap/matrix/669d9b23-fe1b-4ecd-be08-e42dc3f5d3c4/unassign_domain",
+    "devices/vfio_ap/matrix/669d9b23-fe1b-4ecd-be08-e42dc3f5d3c4/unassign_control_domain",
+    "devices/vfio_ap/matrix/669d9b23-fe1b-4ecd-be08-e42dc3f5d3c4/remove",
+];
+
+/// Selector values beyond the fixed paths that mean "a path from the input".
+const RAW_PATH_SLOTS: usize = 2;
+
+/// Where one `sysfs_write` step writes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StepPath<'a> {
+    /// An entry of [`SYSFS_WRITE_PATHS`].
+    Fixed(usize),
+    /// Bytes from the input, read as UTF-8 (lossily).
+    Raw(&'a [u8]),
+}
+
+/// One write(2) of the `sysfs_write` target.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Step<'a> {
+    pub path: StepPath<'a>,
+    pub data: &'a [u8],
+}
+
+impl Step<'_> {
+    pub fn path_text(&self) -> std::borrow::Cow<'_, str> {
+        match self.path {
+            StepPath::Fixed(i) => SYSFS_WRITE_PATHS[i].into(),
+            StepPath::Raw(bytes) => String::from_utf8_lossy(bytes),
+        }
+    }
+}
+
+/// A length byte and that many bytes (fewer at the end of the input).
+fn take_chunk<'a>(rest: &mut &'a [u8]) -> &'a [u8] {
+    let Some((&len, tail)) = rest.split_first() else {
+        return &[];
+    };
+    let (chunk, tail) = tail.split_at((len as usize).min(tail.len()));
+    *rest = tail;
+    chunk
+}
+
+/// The steps of a `sysfs_write` input. Each step is a selector byte `s`,
+/// then, when `s % 20` is 18 or 19, a length byte and that many bytes of
+/// path, then a length byte and that many bytes of data; `s % 20` below 18
+/// picks [`SYSFS_WRITE_PATHS`]`[s % 20]` instead of a path from the input.
+/// A short input ends the last step early (missing bytes are empty).
+pub fn sysfs_steps(input: &[u8]) -> Vec<Step<'_>> {
+    let mut rest = input;
+    let mut steps = Vec::new();
+    while let Some((&sel, tail)) = rest.split_first() {
+        rest = tail;
+        let sel = sel as usize % (SYSFS_WRITE_PATHS.len() + RAW_PATH_SLOTS);
+        let path = if sel < SYSFS_WRITE_PATHS.len() {
+            StepPath::Fixed(sel)
+        } else {
+            StepPath::Raw(take_chunk(&mut rest))
+        };
+        let data = take_chunk(&mut rest);
+        steps.push(Step { path, data });
+    }
+    steps
+}
+
+/// The input bytes of `steps` ([`sysfs_steps`] reads them back); paths
+/// and data longer than 255 bytes do not fit.
+pub fn encode_sysfs_steps(steps: &[Step<'_>]) -> Vec<u8> {
+    let chunk = |out: &mut Vec<u8>, bytes: &[u8]| {
+        out.push(u8::try_from(bytes.len()).expect("at most 255 bytes"));
+        out.extend_from_slice(bytes);
+    };
+    let mut out = Vec::new();
+    for step in steps {
+        match step.path {
+            StepPath::Fixed(i) => {
+                assert!(i < SYSFS_WRITE_PATHS.len());
+                out.push(i as u8);
+            }
+            StepPath::Raw(path) => {
+                out.push(SYSFS_WRITE_PATHS.len() as u8);
+                chunk(&mut out, path);
+            }
+        }
+        chunk(&mut out, step.data);
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -289,5 +461,96 @@ mod tests {
         raw.extend([0u8; 31]);
         raw.extend(b"+1");
         assert_eq!(split_base(&raw), (Mask256::single(0), &b"+1"[..]));
+    }
+
+    #[test]
+    fn scanf_and_kstrtobool_references() {
+        assert_eq!(ref_scanf_int(b"6\n", true), Some(6));
+        assert_eq!(ref_scanf_int(b" \t0x2F junk", true), Some(0x2f));
+        assert_eq!(ref_scanf_int(b"\x0b\xa05", false), Some(5));
+        assert_eq!(ref_scanf_int(b"010", true), Some(8));
+        assert_eq!(ref_scanf_int(b"010", false), Some(10));
+        assert_eq!(ref_scanf_int(b"0x10", false), Some(0));
+        assert_eq!(ref_scanf_int(b"0xg", true), Some(0));
+        assert_eq!(ref_scanf_int(b"08", true), Some(0));
+        assert_eq!(ref_scanf_int(b"-1", true), Some(-1));
+        assert_eq!(ref_scanf_int(b"+7", false), None);
+        assert_eq!(ref_scanf_int(b"-2147483648", false), Some(i32::MIN));
+        assert_eq!(ref_scanf_int(b"2147483648", false), Some(i32::MIN));
+        assert_eq!(ref_scanf_int(b"4294967297", false), Some(1));
+        assert_eq!(ref_scanf_int(b"18446744073709551617", false), Some(1));
+        assert_eq!(ref_scanf_int(b"-0xffffffff", true), Some(1));
+        for bad in [
+            &b""[..],
+            b"\n",
+            b"x1",
+            b"-",
+            b"+ 1",
+            b"--1",
+            b"+-1",
+            b"\x001",
+            b"0x",
+        ] {
+            let want = if bad == b"0x" { Some(0) } else { None };
+            assert_eq!(ref_scanf_int(bad, true), want, "{bad:?}");
+        }
+        for (input, want) in [
+            (&b"1"[..], Some(true)),
+            (b"Yes", Some(true)),
+            (b"oN\n", Some(true)),
+            (b"n", Some(false)),
+            (b"OFF", Some(false)),
+            (b"of", Some(false)),
+            (b"o", None),
+            (b"true", None),
+            (b" 1", None),
+            (b"", None),
+            (b"\x001", None),
+        ] {
+            assert_eq!(ref_kstrtobool(input), want, "{input:?}");
+        }
+    }
+
+    #[test]
+    fn sysfs_steps_read_back() {
+        let steps = [
+            Step {
+                path: StepPath::Fixed(0),
+                data: b"-5,-6\n",
+            },
+            Step {
+                path: StepPath::Raw(b"bus/ap/devices/card05/online"),
+                data: b"",
+            },
+            Step {
+                path: StepPath::Fixed(SYSFS_WRITE_PATHS.len() - 1),
+                data: b"1\n",
+            },
+        ];
+        assert_eq!(sysfs_steps(&encode_sysfs_steps(&steps)), steps);
+        assert_eq!(
+            steps[2].path_text(),
+            format!("devices/vfio_ap/matrix/{SYSFS_MDEV}/remove")
+        );
+        // Selectors wrap; a short input ends the step.
+        assert_eq!(
+            sysfs_steps(&[20 + 3, 9, b'1']),
+            [Step {
+                path: StepPath::Fixed(3),
+                data: b"1"
+            }]
+        );
+        assert_eq!(
+            sysfs_steps(&[19, 2, b'a', b'/', 4]),
+            [Step {
+                path: StepPath::Raw(b"a/"),
+                data: b""
+            }]
+        );
+        for p in SYSFS_WRITE_PATHS {
+            if p.contains("matrix/6") {
+                assert!(p.contains(SYSFS_MDEV));
+            }
+        }
     }
 }

@@ -409,24 +409,19 @@ pub fn parse_id_set(text: &str) -> Result<Mask256, IdListError> {
 // ---------------------------------------------------------------------------
 
 /// The integer `sscanf(buf, "%i")` (`any_base`) or `sscanf(buf, "%d")` reads
-/// into a C `int`: leading white space skipped, an optional sign, base 0 or
-/// 10, the value wrapped to 32 bits as the kernel's `simple_strtol` does;
-/// whatever follows the digits is ignored. `None` when no digit is there
-/// (sscanf converts nothing and the store returns EINVAL).
+/// into a C `int`: leading white space skipped (the kernel's `isspace`,
+/// which includes `\v`, `\f` and 0xa0), an optional `-` (the kernel's
+/// vsscanf takes no `+`), base 0 or 10, the value wrapped to 32 bits as
+/// `simple_strtol` does; whatever follows the digits is ignored. `None` when
+/// no digit is there (sscanf converts nothing and the store returns EINVAL).
 pub fn parse_scanf_int(input: &[u8], any_base: bool) -> Option<i32> {
     let s = c_str(input);
-    let mut pos = s.iter().take_while(|b| b.is_ascii_whitespace()).count();
-    let negative = match s.get(pos) {
-        Some(b'-') => {
-            pos += 1;
-            true
-        }
-        Some(b'+') => {
-            pos += 1;
-            false
-        }
-        _ => false,
-    };
+    let kernel_space = |b: &&u8| matches!(**b, b'\t'..=b'\r' | b' ' | 0xa0);
+    let mut pos = s.iter().take_while(kernel_space).count();
+    let negative = s.get(pos) == Some(&b'-');
+    if negative {
+        pos += 1;
+    }
     let (base, skip) = if any_base {
         radix_of(&s[pos..])
     } else {
@@ -744,7 +739,8 @@ mod tests {
         assert_eq!(parse_scanf_int(b"010", false), Some(10));
         assert_eq!(parse_scanf_int(b"0x10", false), Some(0));
         assert_eq!(parse_scanf_int(b"-1", true), Some(-1));
-        assert_eq!(parse_scanf_int(b"+7", false), Some(7));
+        assert_eq!(parse_scanf_int(b"+7", false), None);
+        assert_eq!(parse_scanf_int(b"\x0b\xa05", false), Some(5));
         assert_eq!(parse_scanf_int(b"4294967297", false), Some(1));
         for bad in [&b""[..], b"\n", b"x1", b"-", b"+ 1", b"--1"] {
             assert_eq!(parse_scanf_int(bad, true), None, "{bad:?}");

@@ -373,7 +373,8 @@ impl Host {
             .get_mut(&adapter)
             .expect("checked")
             .online = online == 1;
-        for d in self.topology.usage_domains.iter() {
+        // zcrypt's card reaches only its own (cex4queue) queues.
+        for d in self.bound_domains(adapter, super::Driver::Cex4Queue).iter() {
             let apqn = Apqn::new(adapter.0, d);
             if online == 1 {
                 self.offline_queues.remove(&apqn);
