@@ -3,11 +3,15 @@
  * scripts/bench-fuse. Written in C so that nothing but the operation's own
  * system calls and two clock reads (vDSO, ~25 ns together) is timed.
  *
- *   fuselat OP PATH [VALUE]
+ *   fuselat OP PATH [VALUE [PATH2]]
  *
  * OP is one of
  *   write  one pwrite(2) of VALUE at offset 0 on a descriptor opened once
  *          (O_WRONLY) before the loop: the store alone, no open or close
+ *   change one pwrite(2) of VALUE at offset 0, alternately to PATH and PATH2
+ *          (PATH first), on two descriptors opened once: for a pair of files
+ *          such as unassign_domain / assign_domain whose writes undo each
+ *          other, so every timed write changes the state
  *   echo   openat(O_WRONLY|O_TRUNC) + write(VALUE) + close: what the shell's
  *          `echo VALUE > PATH` does, minus fork and exec
  *   read   openat(O_RDONLY) + read(2) until it returns 0 + close: what cat
@@ -40,7 +44,8 @@
 #include <unistd.h>
 
 static const char *op, *path, *value;
-static int dirfd_, keptfd = -1;
+static int dirfd_, keptfd = -1, keptfd2 = -1;
+static long count; /* ops done, warm-up included */
 static char *name;
 static size_t vlen;
 static char buf[65536];
@@ -59,6 +64,11 @@ static void once(void)
     long total = 0;
 
     switch (op[0]) {
+    case 'c': /* change */
+        if (pwrite(count % 2 ? keptfd2 : keptfd, value, vlen, 0) != (ssize_t)vlen)
+            die(count % 2 ? "pwrite PATH2" : "pwrite");
+        size = vlen;
+        break;
     case 'w': /* write */
         if (pwrite(keptfd, value, vlen, 0) != (ssize_t)vlen)
             die("pwrite");
@@ -110,6 +120,7 @@ static void once(void)
         size = total;
         break;
     }
+    count++;
 }
 
 static double now_us(void)
@@ -127,9 +138,10 @@ static int cmp(const void *a, const void *b)
 
 int main(int argc, char **argv)
 {
-    if (argc < 3 || (strcmp(argv[1], "write") && strcmp(argv[1], "echo") &&
-                     strcmp(argv[1], "read") && strcmp(argv[1], "list"))) {
-        fprintf(stderr, "usage: fuselat write|echo|read|list PATH [VALUE]\n");
+    if (argc < 3 || (strcmp(argv[1], "write") && strcmp(argv[1], "change") &&
+                     strcmp(argv[1], "echo") && strcmp(argv[1], "read") &&
+                     strcmp(argv[1], "list"))) {
+        fprintf(stderr, "usage: fuselat write|change|echo|read|list PATH [VALUE [PATH2]]\n");
         return 2;
     }
     op = argv[1];
@@ -149,10 +161,15 @@ int main(int argc, char **argv)
     if (dirfd_ < 0)
         die("open parent directory");
     name = basename(b);
-    if (op[0] == 'w') {
+    if (op[0] == 'w' || op[0] == 'c') {
         keptfd = openat(dirfd_, name, O_WRONLY | O_CLOEXEC);
         if (keptfd < 0)
             die("open");
+    }
+    if (op[0] == 'c') {
+        keptfd2 = open(argc > 4 ? argv[4] : path, O_WRONLY | O_CLOEXEC);
+        if (keptfd2 < 0)
+            die("open PATH2");
     }
 
     for (long i = 0; i < warm; i++)

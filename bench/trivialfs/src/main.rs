@@ -21,7 +21,7 @@ use std::time::{Duration, SystemTime};
 use fuser::{
     Config, Errno, FileAttr, FileHandle, FileType, Filesystem, FopenFlags, Generation, INodeNo,
     LockOwner, MountOption, OpenAccMode, OpenFlags, ReplyAttr, ReplyData, ReplyDirectory,
-    ReplyEmpty, ReplyEntry, ReplyOpen, ReplyWrite, Request, TimeOrNow, WriteFlags,
+    ReplyEmpty, ReplyEntry, ReplyOpen, ReplyWrite, Request, SessionACL, TimeOrNow, WriteFlags,
 };
 
 /// Attribute and entry TTL. Zero, as a sysfs emulator needs: a value can
@@ -333,11 +333,27 @@ fn main() {
     .expect("install signal handler");
 
     let mut config = Config::default();
-    // Not AutoUnmount: that one is only implemented through fusermount. No
-    // writeback cache either: fuser does not ask the kernel for it, so every
-    // write(2) is sent to the server at once, as sysfs semantics need.
-    config.mount_options = vec![MountOption::FSName("trivialfs".into()), MountOption::RW];
-    // One thread, as the benchmark client is sequential.
+    // The mount options apmatrix's sysfs server uses (crates/fuse), so that the
+    // kernel sends both servers the same requests. DefaultPermissions has the
+    // kernel check modes itself; with a zero attribute TTL it fetches fresh
+    // attributes for that, so every open by name costs two GETATTRs more
+    // (the directory searched and the file). Not AutoUnmount: that one is
+    // only implemented through fusermount. No writeback cache either: fuser
+    // does not ask the kernel for it, so every write(2) reaches the server
+    // at once, as sysfs semantics need.
+    config.mount_options = vec![
+        MountOption::FSName("trivialfs".into()),
+        MountOption::Subtype("trivialfs".into()),
+        MountOption::DefaultPermissions,
+        MountOption::NoSuid,
+        MountOption::NoDev,
+        MountOption::NoExec,
+        MountOption::RW,
+    ];
+    // allow_other, as apmatrix mounts (sysfs is readable by everyone)
+    config.acl = SessionACL::All;
+    // One thread, as apmatrix's server (fuser 0.16 has one); the benchmark
+    // client is sequential anyway.
     config.n_threads = Some(1);
 
     let session = match fuser::spawn_mount(TrivialFs::new(), &mountpoint, &config) {
