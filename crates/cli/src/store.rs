@@ -24,8 +24,8 @@ use std::os::unix::fs::FileExt;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
-use apmatrix_model::{ApError, Host, HostState, Op, Written};
-use apmatrix_sysfs::File as SysfsFile;
+use apmatrix_model::{Host, HostState, Op, Written};
+use apmatrix_sysfs::AccessError;
 
 /// The environment variable that names the state file.
 pub const HOST_ENV: &str = "APMATRIX_HOST";
@@ -226,6 +226,7 @@ impl Store {
             lock,
             loaded,
             journal_file: None,
+            generation: 0,
         })
     }
 
@@ -361,6 +362,8 @@ pub struct LiveHost {
     loaded: Loaded,
     /// The journal kept open between appends, and which file it is.
     journal_file: Option<(File, FileId)>,
+    /// Counts the changes of `loaded.host` (see [`apmatrix_fuse::Backend`]).
+    generation: u64,
 }
 
 impl LiveHost {
@@ -382,40 +385,44 @@ impl LiveHost {
             };
         if !current {
             self.loaded = self.store.load_full()?;
+            self.generation += 1;
         }
         Ok(())
     }
 
-    pub fn host(&mut self) -> Result<&Host, StoreError> {
+    #[cfg(test)]
+    fn host(&mut self) -> Result<&Host, StoreError> {
         self.refresh()?;
         Ok(&self.loaded.host)
     }
 
-    /// One write(2): under the lock, brought up to date, applied, and
-    /// journaled if it changed anything.
-    pub fn write(
+    /// One write(2) to the attribute at a sysfs path (see
+    /// [`apmatrix_sysfs::write_path`]): under the lock, brought up to date,
+    /// applied, and journaled if it changed anything.
+    pub fn write_path(
         &mut self,
-        file: &SysfsFile,
+        path: &str,
         data: &[u8],
-    ) -> Result<Result<Written, ApError>, StoreError> {
+    ) -> Result<Result<Written, AccessError>, StoreError> {
         let lock_path = self.store.lock_path();
         self.lock.lock().map_err(io_err(&lock_path))?;
-        let outcome = self.write_locked(file, data);
+        let outcome = self.write_locked(|host| apmatrix_sysfs::write_path(host, path, data));
         let _ = self.lock.unlock();
         outcome
     }
 
-    fn write_locked(
+    /// Under the lock: brings the host up to date, writes, journals.
+    fn write_locked<E>(
         &mut self,
-        file: &SysfsFile,
-        data: &[u8],
-    ) -> Result<Result<Written, ApError>, StoreError> {
+        write: impl FnOnce(&mut Host) -> Result<Written, E>,
+    ) -> Result<Result<Written, E>, StoreError> {
         self.refresh()?;
-        let written = match apmatrix_sysfs::write(&mut self.loaded.host, file, data) {
+        let written = match write(&mut self.loaded.host) {
             Ok(w) => w,
             Err(refusal) => return Ok(Err(refusal)),
         };
         if let Some(op) = &written.op {
+            self.generation += 1;
             if let Err(e) = self.append(op) {
                 // Not durable: take the change back by reloading.
                 self.loaded = self.store.load_full()?;
@@ -504,12 +511,13 @@ impl LiveHost {
 }
 
 impl apmatrix_fuse::Backend for LiveHost {
-    fn host(&mut self) -> io::Result<&Host> {
-        LiveHost::host(self).map_err(store_io)
+    fn host(&mut self) -> io::Result<(&Host, u64)> {
+        self.refresh().map_err(store_io)?;
+        Ok((&self.loaded.host, self.generation))
     }
 
-    fn write(&mut self, file: &SysfsFile, data: &[u8]) -> io::Result<Result<Written, ApError>> {
-        LiveHost::write(self, file, data).map_err(store_io)
+    fn write(&mut self, path: &str, data: &[u8]) -> io::Result<Result<Written, AccessError>> {
+        self.write_path(path, data).map_err(store_io)
     }
 }
 
@@ -572,13 +580,6 @@ mod tests {
         }
     }
 
-    fn sysfs_file(host: &Host, path: &str) -> SysfsFile {
-        match apmatrix_sysfs::lookup(host, path) {
-            Some(apmatrix_sysfs::Node::File(f)) => f,
-            other => panic!("{path}: {other:?}"),
-        }
-    }
-
     const CREATE: &str = "devices/vfio_ap/matrix/mdev_supported_types/vfio_ap-passthrough/create";
     const U: &str = "669d9b23-fe1b-4ecd-be08-e42dc3f5d3c4";
 
@@ -588,14 +589,14 @@ mod tests {
         let store = Store::new(dir.path().join("host.json"));
         store.init(&Host::seed_example(), false).unwrap();
         let mut live = Store::new(store.path().to_path_buf()).live().unwrap();
-        let apmask = sysfs_file(live.host().unwrap(), "bus/ap/apmask");
-        live.write(&apmask, b"-5,-6\n").unwrap().unwrap();
-        let create = sysfs_file(live.host().unwrap(), CREATE);
-        live.write(&create, U.as_bytes()).unwrap().unwrap();
+        let apmask = "bus/ap/apmask";
+        live.write_path(apmask, b"-5,-6\n").unwrap().unwrap();
+        let create = CREATE;
+        live.write_path(create, U.as_bytes()).unwrap().unwrap();
         let journal = fs::read_to_string(store.journal_path()).unwrap();
         assert_eq!(journal.lines().count(), 3, "{journal}");
         // a refused write is not journaled
-        let err = live.write(&create, U.as_bytes()).unwrap().unwrap_err();
+        let err = live.write_path(create, U.as_bytes()).unwrap().unwrap_err();
         assert_eq!(err.errno(), apmatrix_model::Errno::EEXIST);
         assert_eq!(fs::read_to_string(store.journal_path()).unwrap(), journal);
         // the CLI loads snapshot + journal
@@ -610,7 +611,7 @@ mod tests {
         assert!(!live.host().unwrap().apmask().contains(4));
         assert!(live.host().unwrap().mdev(&U.parse().unwrap()).is_some());
         // and the server's next write starts a journal for that snapshot
-        live.write(&apmask, b"+4").unwrap().unwrap();
+        live.write_path(apmask, b"+4").unwrap().unwrap();
         assert_eq!(store.load().unwrap(), *live.host().unwrap());
     }
 
@@ -620,8 +621,8 @@ mod tests {
         let store = Store::new(dir.path().join("host.json"));
         store.init(&Host::seed_example(), false).unwrap();
         let mut live = Store::new(store.path().to_path_buf()).live().unwrap();
-        let apmask = sysfs_file(live.host().unwrap(), "bus/ap/apmask");
-        live.write(&apmask, b"-5").unwrap().unwrap();
+        let apmask = "bus/ap/apmask";
+        live.write_path(apmask, b"-5").unwrap().unwrap();
         // a writer killed mid-line: the partial line is not part of the state
         let mut f = OpenOptions::new()
             .append(true)
@@ -634,7 +635,7 @@ mod tests {
         assert!(host.apmask().contains(6));
         // the next write cuts it off and goes on
         let mut live = Store::new(store.path().to_path_buf()).live().unwrap();
-        live.write(&apmask, b"-6").unwrap().unwrap();
+        live.write_path(apmask, b"-6").unwrap().unwrap();
         let journal = fs::read_to_string(store.journal_path()).unwrap();
         assert!(
             journal.ends_with("}\n") && !journal.contains("\"apm{"),
@@ -655,7 +656,7 @@ mod tests {
         let mut lines: Vec<&str> = std::str::from_utf8(&old_journal).unwrap().lines().collect();
         lines[1] = "{\"op\":\"no_such_op\"}";
         let mut live = Store::new(store.path().to_path_buf()).live().unwrap();
-        live.write(&apmask, b"-7").unwrap().unwrap();
+        live.write_path(apmask, b"-7").unwrap().unwrap();
         let header = fs::read_to_string(store.journal_path()).unwrap();
         let header = header.lines().next().unwrap();
         fs::write(store.journal_path(), format!("{header}\n{}\n", lines[1])).unwrap();

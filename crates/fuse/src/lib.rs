@@ -22,8 +22,8 @@ use std::io;
 use std::path::Path;
 use std::time::{Duration, SystemTime};
 
-use apmatrix_model::{ApError, Host, Written};
-use apmatrix_sysfs::{child, children, lookup, File, Kind, Node};
+use apmatrix_model::{Host, Written};
+use apmatrix_sysfs::{child, children, lookup, AccessError, Kind, Node};
 use fuser::{
     FileAttr, FileType, Filesystem, MountOption, ReplyAttr, ReplyCreate, ReplyData, ReplyDirectory,
     ReplyEmpty, ReplyEntry, ReplyOpen, ReplyWrite, Request, TimeOrNow,
@@ -31,23 +31,42 @@ use fuser::{
 
 /// Where the served host lives.
 pub trait Backend: Send + 'static {
-    /// The host as it is now, with changes made by others picked up.
-    fn host(&mut self) -> io::Result<&Host>;
-    /// One write(2) to an attribute: applied and made durable before the
-    /// call returns, or refused with no change.
-    fn write(&mut self, file: &File, data: &[u8]) -> io::Result<Result<Written, ApError>>;
+    /// The host as it is now, with changes made by others picked up, and a
+    /// number that changes whenever the host may have (so the server can
+    /// keep what it looked up until then).
+    fn host(&mut self) -> io::Result<(&Host, u64)>;
+    /// One write(2) to the attribute at `path` (relative to the root, no
+    /// links): applied and made durable before the call returns, or refused
+    /// with no change.
+    fn write(&mut self, path: &str, data: &[u8]) -> io::Result<Result<Written, AccessError>>;
 }
 
 /// A host held in memory only.
-pub struct MemoryBackend(pub Host);
+pub struct MemoryBackend {
+    host: Host,
+    generation: u64,
+}
+
+impl MemoryBackend {
+    pub fn new(host: Host) -> Self {
+        MemoryBackend {
+            host,
+            generation: 0,
+        }
+    }
+}
 
 impl Backend for MemoryBackend {
-    fn host(&mut self) -> io::Result<&Host> {
-        Ok(&self.0)
+    fn host(&mut self) -> io::Result<(&Host, u64)> {
+        Ok((&self.host, self.generation))
     }
 
-    fn write(&mut self, file: &File, data: &[u8]) -> io::Result<Result<Written, ApError>> {
-        Ok(apmatrix_sysfs::write(&mut self.0, file, data))
+    fn write(&mut self, path: &str, data: &[u8]) -> io::Result<Result<Written, AccessError>> {
+        let written = apmatrix_sysfs::write_path(&mut self.host, path, data);
+        if matches!(&written, Ok(w) if w.op.is_some()) {
+            self.generation += 1;
+        }
+        Ok(written)
     }
 }
 
@@ -72,6 +91,9 @@ pub struct SysfsFs<B: Backend> {
     /// mount, or none.
     paths: Vec<String>,
     inodes: HashMap<String, u64>,
+    /// Per inode, the node it was at a host generation: looked up again
+    /// only when the host may have changed.
+    nodes: Vec<Option<(u64, Node)>>,
     handles: HashMap<u64, Handle>,
     next_handle: u64,
     mounted_at: SystemTime,
@@ -103,6 +125,7 @@ impl<B: Backend> SysfsFs<B> {
             backend,
             paths: vec![String::new(), String::new()], // 0 unused, 1 = root
             inodes: HashMap::from([(String::new(), ROOT_INO)]),
+            nodes: vec![None, None],
             handles: HashMap::new(),
             next_handle: 1,
             mounted_at: SystemTime::now(),
@@ -115,16 +138,27 @@ impl<B: Backend> SysfsFs<B> {
         }
         let ino = self.paths.len() as u64;
         self.paths.push(path.clone());
+        self.nodes.push(None);
         self.inodes.insert(path, ino);
         ino
     }
 
-    /// The path and current node of an inode; ENOENT once it has vanished.
-    fn node(&mut self, ino: u64) -> Result<(String, Node), i32> {
-        let path = self.paths.get(ino as usize).cloned().ok_or(libc::ENOENT)?;
-        let host = self.backend.host().map_err(|e| errno_of(&e))?;
-        let node = lookup(host, &path).ok_or(libc::ENOENT)?;
-        Ok((path, node))
+    /// The current node of an inode; ENOENT once it has vanished.
+    fn node(&mut self, ino: u64) -> Result<Node, i32> {
+        let path = self.paths.get(ino as usize).ok_or(libc::ENOENT)?;
+        let (host, generation) = self.backend.host().map_err(|e| errno_of(&e))?;
+        if let Some((g, node)) = &self.nodes[ino as usize] {
+            if *g == generation {
+                return Ok(node.clone());
+            }
+        }
+        let node = lookup(host, path).ok_or(libc::ENOENT)?;
+        self.nodes[ino as usize] = Some((generation, node.clone()));
+        Ok(node)
+    }
+
+    fn path(&self, ino: u64) -> String {
+        self.paths[ino as usize].clone()
     }
 
     fn attr(&self, ino: u64, node: &Node) -> FileAttr {
@@ -163,7 +197,7 @@ impl<B: Backend> SysfsFs<B> {
 
 impl<B: Backend> Filesystem for SysfsFs<B> {
     fn lookup(&mut self, _req: &Request<'_>, parent: u64, name: &OsStr, reply: ReplyEntry) {
-        let (path, node) = match self.node(parent) {
+        let node = match self.node(parent) {
             Ok(x) => x,
             Err(e) => return reply.error(e),
         };
@@ -171,9 +205,10 @@ impl<B: Backend> Filesystem for SysfsFs<B> {
             return reply.error(libc::ENOENT);
         };
         let found = match self.backend.host() {
-            Ok(host) => child(host, dir, name),
+            Ok((host, _)) => child(host, dir, name),
             Err(e) => return reply.error(errno_of(&e)),
         };
+        let path = self.path(parent);
         match found {
             Some(node) => {
                 let ino = self.ino_of(join(&path, name));
@@ -185,7 +220,7 @@ impl<B: Backend> Filesystem for SysfsFs<B> {
 
     fn getattr(&mut self, _req: &Request<'_>, ino: u64, _fh: Option<u64>, reply: ReplyAttr) {
         match self.node(ino) {
-            Ok((_, node)) => reply.attr(&ZERO_TTL, &self.attr(ino, &node)),
+            Ok(node) => reply.attr(&ZERO_TTL, &self.attr(ino, &node)),
             Err(e) => reply.error(e),
         }
     }
@@ -211,7 +246,7 @@ impl<B: Backend> Filesystem for SysfsFs<B> {
         reply: ReplyAttr,
     ) {
         let node = match self.node(ino) {
-            Ok((_, node)) => node,
+            Ok(node) => node,
             Err(e) => return reply.error(e),
         };
         if mode.is_some() || uid.is_some() || gid.is_some() || size.is_some_and(|s| s != 0) {
@@ -222,7 +257,7 @@ impl<B: Backend> Filesystem for SysfsFs<B> {
 
     fn readlink(&mut self, _req: &Request<'_>, ino: u64, reply: ReplyData) {
         match self.node(ino) {
-            Ok((_, Node::Link(target))) => reply.data(target.as_bytes()),
+            Ok(Node::Link(target)) => reply.data(target.as_bytes()),
             Ok(_) => reply.error(libc::EINVAL),
             Err(e) => reply.error(e),
         }
@@ -230,8 +265,8 @@ impl<B: Backend> Filesystem for SysfsFs<B> {
 
     fn open(&mut self, _req: &Request<'_>, ino: u64, flags: i32, reply: ReplyOpen) {
         let file = match self.node(ino) {
-            Ok((_, Node::File(f))) => f,
-            Ok((_, Node::Dir(_))) => return reply.error(libc::EISDIR),
+            Ok(Node::File(f)) => f,
+            Ok(Node::Dir(_)) => return reply.error(libc::EISDIR),
             Ok(_) => return reply.error(libc::EINVAL),
             Err(e) => return reply.error(e),
         };
@@ -244,7 +279,7 @@ impl<B: Backend> Filesystem for SysfsFs<B> {
         }
         let handle = if wants_read {
             match self.backend.host() {
-                Ok(host) => Handle::Read(apmatrix_sysfs::read(host, &file).into_bytes()),
+                Ok((host, _)) => Handle::Read(apmatrix_sysfs::read(host, &file).into_bytes()),
                 Err(e) => return reply.error(errno_of(&e)),
             }
         } else {
@@ -287,15 +322,14 @@ impl<B: Backend> Filesystem for SysfsFs<B> {
         _lock_owner: Option<u64>,
         reply: ReplyWrite,
     ) {
-        let file = match self.node(ino) {
-            Ok((_, Node::File(f))) if f.writable() => f,
-            Ok(_) => return reply.error(libc::EACCES),
-            Err(e) => return reply.error(e),
-        };
         if data.len() > MAX_WRITE {
             return reply.error(libc::E2BIG);
         }
-        match self.backend.write(&file, data) {
+        let Some(path) = self.paths.get(ino as usize) else {
+            return reply.error(libc::ENOENT);
+        };
+        // The backend looks the attribute up again under its lock.
+        match self.backend.write(path, data) {
             Ok(Ok(_)) => reply.written(data.len() as u32),
             Ok(Err(refusal)) => reply.error(refusal.errno().code()),
             Err(e) => reply.error(errno_of(&e)),
@@ -317,15 +351,16 @@ impl<B: Backend> Filesystem for SysfsFs<B> {
     }
 
     fn opendir(&mut self, _req: &Request<'_>, ino: u64, _flags: i32, reply: ReplyOpen) {
-        let (path, dir) = match self.node(ino) {
-            Ok((path, Node::Dir(d))) => (path, d),
+        let dir = match self.node(ino) {
+            Ok(Node::Dir(d)) => d,
             Ok(_) => return reply.error(libc::ENOTDIR),
             Err(e) => return reply.error(e),
         };
         let names = match self.backend.host() {
-            Ok(host) => children(host, dir),
+            Ok((host, _)) => children(host, dir),
             Err(e) => return reply.error(errno_of(&e)),
         };
+        let path = self.path(ino);
         let parent = match path.rsplit_once('/') {
             Some((p, _)) => p.to_string(),
             None => String::new(),

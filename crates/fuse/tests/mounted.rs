@@ -42,7 +42,7 @@ fn shell_commands_see_sysfs_semantics() {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
-    let session = spawn(MemoryBackend(Host::seed_example()), dir.path()).unwrap();
+    let session = spawn(MemoryBackend::new(Host::seed_example()), dir.path()).unwrap();
     let m = dir.path();
     let (out, err, rc) = sh(
         m,

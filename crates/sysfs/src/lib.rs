@@ -534,6 +534,16 @@ impl SysfsView<'_> {
     }
 }
 
+/// One write(2) to the attribute at `path` (no links in it: a path as the
+/// FUSE server knows it): ENOENT if it is gone, EACCES if it takes no write.
+pub fn write_path(host: &mut Host, path: &str, data: &[u8]) -> Result<Written, AccessError> {
+    match lookup(host, path) {
+        Some(Node::File(f)) if f.writable() => write(host, &f, data).map_err(AccessError::Refused),
+        Some(_) => Err(AccessError::NotPermitted(path.into())),
+        None => Err(AccessError::NotFound(path.into())),
+    }
+}
+
 /// Resolves a path as open(2) does: links are followed (relative to the
 /// directory holding them), `..` steps up.
 pub fn resolve_path(host: &Host, path: &str) -> Option<Node> {
