@@ -220,6 +220,13 @@ impl Store {
             .write(true)
             .open(&lock_path)
             .map_err(io_err(&lock_path))?;
+        // Watch first, then load: no change can fall between the two.
+        let watch = DirWatch::new(
+            self.path
+                .parent()
+                .filter(|d| !d.as_os_str().is_empty())
+                .unwrap_or(Path::new(".")),
+        );
         let loaded = self.load_full()?;
         Ok(LiveHost {
             store: self,
@@ -227,6 +234,7 @@ impl Store {
             loaded,
             journal_file: None,
             generation: 0,
+            watch,
         })
     }
 
@@ -364,12 +372,63 @@ pub struct LiveHost {
     journal_file: Option<(File, FileId)>,
     /// Counts the changes of `loaded.host` (see [`apmatrix_fuse::Backend`]).
     generation: u64,
+    /// Says whether anything in the state's directory changed since the
+    /// last look, so that most requests need no stat at all.
+    watch: Option<DirWatch>,
+}
+
+/// An inotify watch on the directory of the state files. The kernel queues
+/// an event before the changing write(2) or rename(2) returns, so a change
+/// made before a request arrives is always seen by that request.
+struct DirWatch {
+    fd: std::os::fd::OwnedFd,
+}
+
+impl DirWatch {
+    /// `None` where inotify is not available: then every look stats.
+    fn new(dir: &Path) -> Option<DirWatch> {
+        use std::os::fd::FromRawFd;
+        use std::os::unix::ffi::OsStrExt;
+        let raw = unsafe { libc::inotify_init1(libc::IN_NONBLOCK | libc::IN_CLOEXEC) };
+        if raw < 0 {
+            return None;
+        }
+        let fd = unsafe { std::os::fd::OwnedFd::from_raw_fd(raw) };
+        let dir = std::ffi::CString::new(dir.as_os_str().as_bytes()).ok()?;
+        let mask = libc::IN_MODIFY
+            | libc::IN_CREATE
+            | libc::IN_DELETE
+            | libc::IN_MOVED_TO
+            | libc::IN_MOVED_FROM
+            | libc::IN_ATTRIB;
+        let rc = unsafe { libc::inotify_add_watch(raw, dir.as_ptr(), mask) };
+        (rc >= 0).then_some(DirWatch { fd })
+    }
+
+    /// Whether events arrived since the last call (all are consumed).
+    fn changed(&self) -> bool {
+        use std::os::fd::AsRawFd;
+        let mut buf = [0u8; 4096];
+        let mut any = false;
+        loop {
+            let n = unsafe { libc::read(self.fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) };
+            if n <= 0 {
+                // EAGAIN: drained. Any other error: look to be safe.
+                return any
+                    || (n < 0 && io::Error::last_os_error().kind() != io::ErrorKind::WouldBlock);
+            }
+            any = true;
+        }
+    }
 }
 
 impl LiveHost {
     /// Picks up what others changed: a new snapshot (a CLI command) means a
     /// full reload; journal lines beyond ours (another server) are replayed.
     fn refresh(&mut self) -> Result<(), StoreError> {
+        if self.watch.as_ref().is_some_and(|w| !w.changed()) {
+            return Ok(());
+        }
         let snapshot = stat_id(&self.store.path).map_err(io_err(&self.store.path))?;
         let journal_path = self.store.journal_path();
         let journal = stat_id(&journal_path).map_err(io_err(&journal_path))?;
