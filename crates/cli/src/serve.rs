@@ -207,9 +207,15 @@ fn sys_mount(
 
 /// Puts each subtree of the emulated tree over its place in /sys.
 fn graft_all(tree: &Path, work: &Path) -> Result<(), CliError> {
-    for (n, sub) in SYS_SUBTREES.iter().enumerate() {
+    if !Path::new("/sys").is_dir() {
+        return Err(fail(
+            "there is no /sys to put the emulated tree over; use `apmatrix mount DIR`",
+        ));
+    }
+    let mut shadows = Vec::new();
+    for sub in SYS_SUBTREES {
         let target = Path::new("/sys").join(sub);
-        ensure_dir(&target, work, n)?;
+        ensure_dir(&target, work, &mut shadows)?;
         sys_mount(Some(&tree.join(sub)), &target, None, libc::MS_BIND)?;
     }
     Ok(())
@@ -218,17 +224,18 @@ fn graft_all(tree: &Path, work: &Path) -> Result<(), CliError> {
 /// Makes `dir` exist. sysfs takes no mkdir, so where /sys lacks a directory
 /// (no /sys/bus/ap on a machine without AP), its parent is replaced by a
 /// tmpfs that carries everything the parent had (bind-mounted) plus the new
-/// directory.
-fn ensure_dir(dir: &Path, work: &Path, n: usize) -> Result<(), CliError> {
+/// directory. Directories are only ever made in such a tmpfs (`shadows`),
+/// never on a real file system, where they would outlive the namespace.
+fn ensure_dir(dir: &Path, work: &Path, shadows: &mut Vec<PathBuf>) -> Result<(), CliError> {
     if dir.is_dir() {
         return Ok(());
     }
     let parent = dir.parent().expect("below /sys");
-    ensure_dir(parent, work, n)?;
-    if fs::create_dir(dir).is_ok() {
-        return Ok(());
+    ensure_dir(parent, work, shadows)?;
+    if shadows.iter().any(|s| parent.starts_with(s)) {
+        return fs::create_dir(dir).map_err(|e| fail(format!("{}: {e}", dir.display())));
     }
-    let staging = work.join(format!("shadow{n}"));
+    let staging = work.join(format!("shadow{}", shadows.len()));
     fs::create_dir(&staging).map_err(|e| fail(format!("{}: {e}", staging.display())))?;
     sys_mount(Some(Path::new("tmpfs")), &staging, Some("tmpfs"), 0)?;
     let entries = fs::read_dir(parent).map_err(|e| fail(format!("{}: {e}", parent.display())))?;
@@ -252,5 +259,7 @@ fn ensure_dir(dir: &Path, work: &Path, n: usize) -> Result<(), CliError> {
     }
     fs::create_dir(staging.join(dir.file_name().expect("named")))
         .map_err(|e| fail(format!("{}: {e}", dir.display())))?;
-    sys_mount(Some(&staging), parent, None, libc::MS_MOVE)
+    sys_mount(Some(&staging), parent, None, libc::MS_MOVE)?;
+    shadows.push(parent.to_path_buf());
+    Ok(())
 }
