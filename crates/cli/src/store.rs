@@ -484,6 +484,7 @@ impl LiveHost {
             self.generation += 1;
             if let Err(e) = self.append(op) {
                 // Not durable: take the change back by reloading.
+                self.generation += 1;
                 self.loaded = self.store.load_full()?;
                 return Err(e);
             }
@@ -721,5 +722,41 @@ mod tests {
         fs::write(store.journal_path(), format!("{header}\n{}\n", lines[1])).unwrap();
         let err = store.load().unwrap_err().to_string();
         assert!(err.contains("line 2"), "{err}");
+    }
+
+    #[test]
+    fn a_long_journal_is_folded_into_a_snapshot() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::new(dir.path().join("host.json"));
+        store.init(&Host::seed_example(), false).unwrap();
+        let mut live = Store::new(store.path().to_path_buf()).live().unwrap();
+        live.write_path("bus/ap/apmask", b"-5").unwrap().unwrap();
+        live.write_path(CREATE, U.as_bytes()).unwrap().unwrap();
+        let mdev = format!("devices/vfio_ap/matrix/{U}");
+        let snapshot_before = fs::read(store.path()).unwrap();
+        let mut compacted = false;
+        for i in 0..20_000 {
+            let attr = if i % 2 == 0 {
+                "assign_domain"
+            } else {
+                "unassign_domain"
+            };
+            live.write_path(&format!("{mdev}/{attr}"), b"4")
+                .unwrap()
+                .unwrap();
+            if fs::read(store.path()).unwrap() != snapshot_before {
+                compacted = true;
+                break;
+            }
+        }
+        assert!(compacted, "the journal never reached the compaction size");
+        let journal_len = fs::metadata(store.journal_path()).map_or(0, |m| m.len());
+        assert!(journal_len < 1000, "{journal_len}");
+        assert_eq!(&store.load().unwrap(), live.host().unwrap());
+        // and it goes on journaling against the new snapshot
+        live.write_path(&format!("{mdev}/assign_domain"), b"0xab")
+            .unwrap()
+            .unwrap();
+        assert_eq!(&store.load().unwrap(), live.host().unwrap());
     }
 }
