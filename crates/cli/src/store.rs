@@ -234,6 +234,7 @@ impl Store {
             loaded,
             journal_file: None,
             generation: 0,
+            reload_next: false,
             watch,
         })
     }
@@ -372,6 +373,8 @@ pub struct LiveHost {
     journal_file: Option<(File, FileId)>,
     /// Counts the changes of `loaded.host` (see [`apmatrix_fuse::Backend`]).
     generation: u64,
+    /// `loaded.host` may hold a change that did not become durable.
+    reload_next: bool,
     /// Says whether anything in the state's directory changed since the
     /// last look, so that most requests need no stat at all.
     watch: Option<DirWatch>,
@@ -426,6 +429,12 @@ impl LiveHost {
     /// Picks up what others changed: a new snapshot (a CLI command) means a
     /// full reload; journal lines beyond ours (another server) are replayed.
     fn refresh(&mut self) -> Result<(), StoreError> {
+        if self.reload_next {
+            self.loaded = self.store.load_full()?;
+            self.generation += 1;
+            self.reload_next = false;
+            return Ok(());
+        }
         if self.watch.as_ref().is_some_and(|w| !w.changed()) {
             return Ok(());
         }
@@ -456,18 +465,43 @@ impl LiveHost {
     }
 
     /// One write(2) to the attribute at a sysfs path (see
-    /// [`apmatrix_sysfs::write_path`]): under the lock, brought up to date,
-    /// applied, and journaled if it changed anything.
+    /// [`apmatrix_sysfs::write_path`]): brought up to date, applied, and
+    /// journaled under the lock if it changed anything.
+    ///
+    /// The write is first tried on the up-to-date host without the lock: a
+    /// refusal, or a write that changes nothing, is then already the answer
+    /// (as of that moment) and needs no lock. A change is made durable under
+    /// the lock; if another process changed the state in between, the host
+    /// is reloaded (dropping the tried change) and the write runs again.
     pub fn write_path(
         &mut self,
         path: &str,
         data: &[u8],
     ) -> Result<Result<Written, AccessError>, StoreError> {
-        let lock_path = self.store.lock_path();
-        self.lock.lock().map_err(io_err(&lock_path))?;
-        let outcome = self.write_locked(|host| apmatrix_sysfs::write_path(host, path, data));
-        let _ = self.lock.unlock();
-        outcome
+        self.refresh()?;
+        let generation = self.generation;
+        match apmatrix_sysfs::write_path(&mut self.loaded.host, path, data) {
+            Err(refusal) => Ok(Err(refusal)),
+            Ok(written) if written.op.is_none() => Ok(Ok(written)),
+            Ok(tried) => {
+                let lock_path = self.store.lock_path();
+                self.lock.lock().map_err(io_err(&lock_path))?;
+                let outcome = match self.refresh() {
+                    // Nobody else changed anything: the tried change stands.
+                    Ok(()) if self.generation == generation => self.make_durable(tried),
+                    Ok(()) => {
+                        self.write_locked(|host| apmatrix_sysfs::write_path(host, path, data))
+                    }
+                    Err(e) => {
+                        // The tried change is not durable: never serve it.
+                        self.reload_next = true;
+                        Err(e)
+                    }
+                };
+                let _ = self.lock.unlock();
+                outcome
+            }
+        }
     }
 
     /// Under the lock: brings the host up to date, writes, journals.
@@ -476,16 +510,20 @@ impl LiveHost {
         write: impl FnOnce(&mut Host) -> Result<Written, E>,
     ) -> Result<Result<Written, E>, StoreError> {
         self.refresh()?;
-        let written = match write(&mut self.loaded.host) {
-            Ok(w) => w,
-            Err(refusal) => return Ok(Err(refusal)),
-        };
+        match write(&mut self.loaded.host) {
+            Ok(w) => self.make_durable(w),
+            Err(refusal) => Ok(Err(refusal)),
+        }
+    }
+
+    /// Under the lock, after `written` was applied to the loaded host:
+    /// journals it (folding the journal into a snapshot when it is long).
+    fn make_durable<E>(&mut self, written: Written) -> Result<Result<Written, E>, StoreError> {
         if let Some(op) = &written.op {
             self.generation += 1;
             if let Err(e) = self.append(op) {
-                // Not durable: take the change back by reloading.
-                self.generation += 1;
-                self.loaded = self.store.load_full()?;
+                // Not durable: take the change back.
+                self.reload_next = true;
                 return Err(e);
             }
         }
@@ -758,5 +796,25 @@ mod tests {
             .unwrap()
             .unwrap();
         assert_eq!(&store.load().unwrap(), live.host().unwrap());
+    }
+
+    #[test]
+    fn two_servers_on_one_state_see_each_other() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::new(dir.path().join("host.json"));
+        store.init(&Host::seed_example(), false).unwrap();
+        let mut a = Store::new(store.path().to_path_buf()).live().unwrap();
+        let mut b = Store::new(store.path().to_path_buf()).live().unwrap();
+        a.write_path("bus/ap/apmask", b"-5").unwrap().unwrap();
+        // b has not looked since a's write: its write must apply on top of it
+        b.write_path("bus/ap/apmask", b"-6").unwrap().unwrap();
+        let both = store.load().unwrap();
+        assert!(!both.apmask().contains(5) && !both.apmask().contains(6));
+        assert_eq!(a.host().unwrap(), &both);
+        // refusals and no-op writes see the other's changes too
+        b.write_path(CREATE, U.as_bytes()).unwrap().unwrap();
+        let err = a.write_path(CREATE, U.as_bytes()).unwrap().unwrap_err();
+        assert_eq!(err.errno(), apmatrix_model::Errno::EEXIST);
+        assert_eq!(a.host().unwrap(), &store.load().unwrap());
     }
 }
