@@ -536,6 +536,13 @@ impl LiveHost {
             let _ = fs::remove_file(self.store.journal_path());
             self.loaded = self.store.load_full()?;
         }
+        // Callers hold the lock and looked at the watch just before, so the
+        // events queued since are this server's own: nothing to look at.
+        if written.op.is_some() {
+            if let Some(w) = &self.watch {
+                w.changed();
+            }
+        }
         Ok(Ok(written))
     }
 
