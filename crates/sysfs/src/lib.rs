@@ -506,8 +506,7 @@ impl SysfsView<'_> {
 
     /// `cat PATH`.
     pub fn read(&self, path: &str) -> Result<String, AccessError> {
-        let f = self.file(path, false)?;
-        Ok(read(self.host, &f))
+        read_path(self.host, path)
     }
 
     /// One write(2) of `data` to PATH.
@@ -518,10 +517,7 @@ impl SysfsView<'_> {
 
     /// `ls PATH`: the names in a directory.
     pub fn list(&self, path: &str) -> Result<Vec<String>, AccessError> {
-        match self.resolve(path)? {
-            Node::Dir(d) => Ok(children(self.host, d).into_iter().map(|(n, _)| n).collect()),
-            _ => Err(AccessError::NotPermitted(path.into())),
-        }
+        list_path(self.host, path)
     }
 
     /// `readlink PATH`.
@@ -531,6 +527,24 @@ impl SysfsView<'_> {
             Some(_) => Err(AccessError::NotPermitted(path.into())),
             None => Err(AccessError::NotFound(path.into())),
         }
+    }
+}
+
+/// `cat PATH` (links followed).
+pub fn read_path(host: &Host, path: &str) -> Result<String, AccessError> {
+    match resolve_path(host, path) {
+        Some(Node::File(f)) if f.readable() => Ok(read(host, &f)),
+        Some(_) => Err(AccessError::NotPermitted(path.into())),
+        None => Err(AccessError::NotFound(path.into())),
+    }
+}
+
+/// `ls PATH` (links followed): the names in a directory, sorted.
+pub fn list_path(host: &Host, path: &str) -> Result<Vec<String>, AccessError> {
+    match resolve_path(host, path) {
+        Some(Node::Dir(d)) => Ok(children(host, d).into_iter().map(|(n, _)| n).collect()),
+        Some(_) => Err(AccessError::NotPermitted(path.into())),
+        None => Err(AccessError::NotFound(path.into())),
     }
 }
 

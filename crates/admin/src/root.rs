@@ -1,0 +1,120 @@
+//! The one small interface the admin tooling needs of a sysfs: a real
+//! host's /sys, a mounted emulator, or an emulator in this process.
+
+use std::fs;
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+
+use apmatrix_model::Host;
+use apmatrix_sysfs::SysfsView;
+
+/// A refused or failed write: the errno and what the refusal said.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
+pub struct WriteFailure {
+    pub errno: i32,
+    pub message: String,
+}
+
+/// A sysfs tree. Paths are relative to its root (`bus/ap/apmask`).
+pub trait SysfsRoot {
+    /// The content of an attribute.
+    fn read(&self, path: &str) -> io::Result<String>;
+    /// One write(2) of `data` to an attribute.
+    fn write(&mut self, path: &str, data: &str) -> Result<(), WriteFailure>;
+    /// The names in a directory.
+    fn list(&self, path: &str) -> io::Result<Vec<String>>;
+    /// Where the root is, for messages and shell commands (`/sys`).
+    fn describe(&self) -> String;
+}
+
+/// A directory that is a sysfs root: `/sys` itself or a mounted emulator.
+pub struct DirRoot {
+    root: PathBuf,
+}
+
+impl DirRoot {
+    pub fn new(root: impl Into<PathBuf>) -> Self {
+        DirRoot { root: root.into() }
+    }
+
+    fn at(&self, path: &str) -> PathBuf {
+        self.root.join(path)
+    }
+}
+
+impl SysfsRoot for DirRoot {
+    fn read(&self, path: &str) -> io::Result<String> {
+        fs::read_to_string(self.at(path))
+    }
+
+    fn write(&mut self, path: &str, data: &str) -> Result<(), WriteFailure> {
+        let full = self.at(path);
+        let fail = |e: io::Error| WriteFailure {
+            errno: e.raw_os_error().unwrap_or(libc_eio()),
+            message: format!("{}: {e}", full.display()),
+        };
+        // One write(2) of the whole value, as `echo` does it.
+        let mut f = fs::OpenOptions::new()
+            .write(true)
+            .open(&full)
+            .map_err(fail)?;
+        f.write_all(data.as_bytes()).map_err(fail)
+    }
+
+    fn list(&self, path: &str) -> io::Result<Vec<String>> {
+        let mut names: Vec<String> = fs::read_dir(self.at(path))?
+            .filter_map(|e| e.ok())
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        Ok(names)
+    }
+
+    fn describe(&self) -> String {
+        self.root.display().to_string()
+    }
+}
+
+fn libc_eio() -> i32 {
+    5
+}
+
+/// An emulated host in this process, through the same sysfs view the FUSE
+/// server serves.
+pub struct EmulatedRoot {
+    pub host: Host,
+}
+
+impl SysfsRoot for EmulatedRoot {
+    fn read(&self, path: &str) -> io::Result<String> {
+        apmatrix_sysfs::read_path(&self.host, path)
+            .map_err(|e| io::Error::from_raw_os_error(e.errno().code()))
+    }
+
+    fn write(&mut self, path: &str, data: &str) -> Result<(), WriteFailure> {
+        SysfsView {
+            host: &mut self.host,
+        }
+        .write(path, data.as_bytes())
+        .map(drop)
+        .map_err(|e| WriteFailure {
+            errno: e.errno().code(),
+            message: e.to_string(),
+        })
+    }
+
+    fn list(&self, path: &str) -> io::Result<Vec<String>> {
+        apmatrix_sysfs::list_path(&self.host, path)
+            .map_err(|e| io::Error::from_raw_os_error(e.errno().code()))
+    }
+
+    fn describe(&self) -> String {
+        "/sys".into()
+    }
+}
+
+/// A path for messages: under the root's place.
+pub fn shown(root: &dyn SysfsRoot, path: &str) -> String {
+    Path::new(&root.describe()).join(path).display().to_string()
+}

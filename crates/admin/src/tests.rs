@@ -1,0 +1,294 @@
+use super::*;
+use apmatrix_model::{CpuModel, Host};
+
+/// The seed document's three guests as a configuration.
+pub const SEED_GUESTS: &str = r#"
+[masks]
+derive = "adapters"      # adapters 05 and 06 leave the host: apmask -5,-6
+
+[[mdev]]
+name = "guest1"
+adapters = "5,6"
+domains = "4,0xab"
+control_domains = "4,0xab"
+guest = "Guest1"
+
+[[mdev]]
+name = "guest2"
+adapters = "5"
+domains = "0x47,0xff"
+guest = "Guest2"
+
+[[mdev]]
+name = "guest3"
+adapters = "6"
+domains = "0x47,0xff"
+guest = "Guest3"
+"#;
+
+fn wanted(text: &str) -> Wanted {
+    Config::from_toml(text).unwrap().resolve().unwrap()
+}
+
+#[test]
+fn the_seed_guests_apply_in_one_go_and_a_second_apply_changes_nothing() {
+    let w = wanted(SEED_GUESTS);
+    let mut root = EmulatedRoot {
+        host: Host::seed_example(),
+    };
+    let applied = apply(&mut root, &w, false).unwrap();
+    // apmask, 3 creates, 2+2+2, 1+2, 1+2 assignments
+    assert_eq!(
+        applied.steps.len(),
+        1 + 3 + 6 + 3 + 3,
+        "{:#?}",
+        applied.steps
+    );
+    assert_eq!(
+        applied.steps[0].shell("/sys"),
+        format!("echo 0xf9{} > /sys/bus/ap/apmask", "f".repeat(62))
+    );
+    let again = apply(&mut root, &w, false).unwrap();
+    assert!(again.steps.is_empty(), "{:#?}", again.steps);
+    // the guests see what the document shows (with the card-type correction)
+    let host = &mut root.host;
+    for m in &w.mdevs {
+        host.start_guest(
+            m.guest.as_deref().unwrap(),
+            Some(m.uuid),
+            CpuModel::default(),
+        )
+        .unwrap();
+    }
+    let view = |g: &str| host.guest_view(g).unwrap().lszcrypt();
+    let g1 = view("Guest1");
+    for line in ["05.0004", "05.00ab", "06.0004", "06.00ab"] {
+        assert!(g1.contains(line), "{g1}");
+    }
+    let g2 = view("Guest2");
+    assert!(
+        g2.lines()
+            .any(|l| l.starts_with("05 ") && l.contains("CEX5C") && l.contains("CCA-Coproc")),
+        "{g2}"
+    );
+    assert!(
+        g2.contains("05.0047") && g2.contains("05.00ff") && !g2.contains("06"),
+        "{g2}"
+    );
+    let g3 = view("Guest3");
+    assert!(
+        g3.lines()
+            .any(|l| l.starts_with("06 ") && l.contains("CEX5A") && l.contains("Accelerator")),
+        "{g3}"
+    );
+}
+
+/// A root that refuses its n-th write (1-based) as the kernel would refuse one.
+struct Refusing {
+    inner: EmulatedRoot,
+    refuse_at: usize,
+    writes: usize,
+}
+
+impl SysfsRoot for Refusing {
+    fn read(&self, path: &str) -> std::io::Result<String> {
+        self.inner.read(path)
+    }
+    fn write(&mut self, path: &str, data: &str) -> Result<(), WriteFailure> {
+        self.writes += 1;
+        if self.writes == self.refuse_at {
+            return Err(WriteFailure {
+                errno: 16,
+                message: format!("{path}: Device or resource busy"),
+            });
+        }
+        self.inner.write(path, data)
+    }
+    fn list(&self, path: &str) -> std::io::Result<Vec<String>> {
+        self.inner.list(path)
+    }
+    fn describe(&self) -> String {
+        self.inner.describe()
+    }
+}
+
+#[test]
+fn a_refused_step_rolls_back_to_the_exact_previous_state() {
+    // Start from a host that already has something, so undo has work of
+    // every kind: unassignments, mask bits, creates, assignments.
+    let mut start = Host::seed_example();
+    apply(
+        &mut EmulatedRootRef(&mut start),
+        &wanted(SEED_GUESTS),
+        false,
+    )
+    .unwrap();
+    // Guest1 loses adapter 5, Guest3 domain 0xff, a new Guest4 gets 06.00ff,
+    // and the pools switch from whole adapters to whole domains.
+    let changed = SEED_GUESTS
+        .replace("derive = \"adapters\"", "derive = \"domains\"")
+        .replace("adapters = \"5,6\"", "adapters = \"6\"")
+        .replace("domains = \"0x47,0xff\"\nguest = \"Guest3\"", "domains = \"0x47\"\nguest = \"Guest3\"")
+        + "\n[[mdev]]\nname = \"guest4\"\nadapters = \"6\"\ndomains = \"0xff\"\nguest = \"Guest4\"\n";
+    let w = wanted(&changed);
+    let plan = plan(
+        &w,
+        &observe(&EmulatedRoot {
+            host: start.clone(),
+        })
+        .unwrap(),
+    );
+    let kinds: Vec<&str> = plan
+        .iter()
+        .map(|s| s.path.rsplit('/').next().unwrap())
+        .collect();
+    for kind in [
+        "unassign_adapter",
+        "unassign_domain",
+        "aqmask",
+        "apmask",
+        "create",
+        "assign_adapter",
+        "assign_domain",
+    ] {
+        assert!(kinds.contains(&kind), "{kind} not in {kinds:?}");
+    }
+    let steps = plan.len();
+    for refuse_at in 1..=steps {
+        let mut root = Refusing {
+            inner: EmulatedRoot {
+                host: start.clone(),
+            },
+            refuse_at,
+            writes: 0,
+        };
+        match apply(&mut root, &w, false) {
+            Err(ApplyError::RolledBack { step, done, .. }) => {
+                assert_eq!((step, done), (refuse_at, refuse_at - 1));
+            }
+            other => panic!("refusing write {refuse_at}: {other:?}"),
+        }
+        // the whole host, not just what the plan touched
+        assert_eq!(root.inner.host, start, "refusing write {refuse_at}");
+        assert_eq!(root.inner.host.to_state(), start.to_state());
+    }
+}
+
+/// An emulated root over a borrowed host.
+struct EmulatedRootRef<'a>(&'a mut Host);
+
+impl SysfsRoot for EmulatedRootRef<'_> {
+    fn read(&self, path: &str) -> std::io::Result<String> {
+        apmatrix_sysfs::read_path(self.0, path)
+            .map_err(|e| std::io::Error::from_raw_os_error(e.errno().code()))
+    }
+    fn write(&mut self, path: &str, data: &str) -> Result<(), WriteFailure> {
+        apmatrix_sysfs::SysfsView { host: self.0 }
+            .write(path, data.as_bytes())
+            .map(drop)
+            .map_err(|e| WriteFailure {
+                errno: e.errno().code(),
+                message: e.to_string(),
+            })
+    }
+    fn list(&self, path: &str) -> std::io::Result<Vec<String>> {
+        apmatrix_sysfs::list_path(self.0, path)
+            .map_err(|e| std::io::Error::from_raw_os_error(e.errno().code()))
+    }
+    fn describe(&self) -> String {
+        "/sys".into()
+    }
+}
+
+#[test]
+fn check_reports_every_problem_at_once() {
+    let text = r#"
+[[mdev]]
+name = "a"
+adapters = "4,5"
+domains = "4"
+guest = "G"
+
+[[mdev]]
+name = "b"
+adapters = "5,0x20"
+domains = "4"
+guest = "G"
+
+[[mdev]]
+name = "c"
+control_domains = "4"
+"#;
+    let seen = observe(&EmulatedRoot {
+        host: Host::seed_example(),
+    })
+    .unwrap();
+    let problems = check(&wanted(text), &seen);
+    let all = problems
+        .iter()
+        .map(|p| p.to_string())
+        .collect::<Vec<_>>()
+        .join("\n");
+    for expected in [
+        "guest G is given mdev a",
+        "At least one usage domain must be specified",
+        "APQN 04.0004 05.0004 are reserved for the host",
+        "APQN 05.0004 already in use by mdev a",
+        "there is no card 20",
+    ] {
+        assert!(all.contains(expected), "missing {expected:?} in:\n{all}");
+    }
+    assert!(problems.iter().all(|p| !p.fix.is_empty()));
+    // errors come first
+    let first_warning = problems
+        .iter()
+        .position(|p| p.severity == Severity::Warning)
+        .unwrap();
+    assert!(problems[..first_warning]
+        .iter()
+        .all(|p| p.severity == Severity::Error));
+    // and apply writes nothing
+    let mut root = EmulatedRoot {
+        host: Host::seed_example(),
+    };
+    assert!(matches!(
+        apply(&mut root, &wanted(text), false),
+        Err(ApplyError::Invalid(_))
+    ));
+    assert_eq!(root.host, Host::seed_example());
+}
+
+#[test]
+fn bad_configuration_values_are_named() {
+    let err = Config::from_toml("[[mdev]]\nname = \"x\"\nadapters = \"5,,6\"\n")
+        .unwrap()
+        .resolve()
+        .unwrap_err();
+    assert!(err.0.contains("adapters \"5,,6\""), "{}", err.0);
+    let err = Config::from_toml("[[mdev]]\nadapters = \"5\"\n")
+        .unwrap()
+        .resolve()
+        .unwrap_err();
+    assert!(err.0.contains("uuid or a name"), "{}", err.0);
+    let err = Config::from_toml("[[mdev]]\nname = \"x\"\nadapter = \"5\"\n").unwrap_err();
+    assert!(err.0.contains("adapter"), "{}", err.0);
+    // the same name always gives the same UUID
+    assert_eq!(
+        wanted("[[mdev]]\nname = \"x\"\n").mdevs[0].uuid,
+        wanted("[[mdev]]\nname = \"x\"\nadapters = \"5\"\n").mdevs[0].uuid
+    );
+}
+
+#[test]
+fn matrix_forms_parse() {
+    let m = parse_matrix("05.0004\n06.00ab\n", "0004\n").unwrap();
+    assert_eq!(m.adapters.to_list(), "5-6");
+    assert_eq!(m.domains.to_list(), "4,171");
+    assert_eq!(m.control_domains.to_list(), "4");
+    assert_eq!(parse_matrix("05.\n", "").unwrap().adapters.to_list(), "5");
+    assert_eq!(
+        parse_matrix(".00ff\n", "").unwrap().domains.to_list(),
+        "255"
+    );
+    assert!(parse_matrix("junk\n", "").is_none());
+}
