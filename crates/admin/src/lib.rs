@@ -567,6 +567,15 @@ impl Step {
     }
 }
 
+/// Ids as the document writes them: adapters in decimal (`5`), domains in
+/// hex (`0xab`).
+fn id_value(axis: MatrixAxis, id: u8) -> String {
+    match axis {
+        MatrixAxis::Adapter => id.to_string(),
+        MatrixAxis::Domain | MatrixAxis::ControlDomain => format!("{id:#04x}"),
+    }
+}
+
 fn mdev_attr(uuid: &Uuid, attr: &str) -> String {
     format!("{MATRIX}/{uuid}/{attr}")
 }
@@ -604,10 +613,10 @@ pub fn plan(wanted: &Wanted, seen: &Observed) -> Vec<Step> {
             for id in now.axis(axis).and_not(&want.axis(axis)).iter() {
                 steps.push(Step {
                     path: mdev_attr(&m.uuid, &format!("unassign_{}", axis.attr_word())),
-                    value: id.to_string(),
+                    value: id_value(axis, id),
                     undo: Some((
                         mdev_attr(&m.uuid, &format!("assign_{}", axis.attr_word())),
-                        id.to_string(),
+                        id_value(axis, id),
                     )),
                 });
             }
@@ -648,10 +657,10 @@ pub fn plan(wanted: &Wanted, seen: &Observed) -> Vec<Step> {
             for id in want.axis(axis).and_not(&now.axis(axis)).iter() {
                 steps.push(Step {
                     path: mdev_attr(&m.uuid, &format!("assign_{}", axis.attr_word())),
-                    value: id.to_string(),
+                    value: id_value(axis, id),
                     undo: Some((
                         mdev_attr(&m.uuid, &format!("unassign_{}", axis.attr_word())),
-                        id.to_string(),
+                        id_value(axis, id),
                     )),
                 });
             }

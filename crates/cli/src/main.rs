@@ -1,5 +1,6 @@
 //! `apmatrix`: an emulated IBM Z crypto (AP) host you drive from the shell.
 
+mod configure;
 mod demo;
 mod lszcrypt;
 mod matrix_view;
@@ -103,6 +104,29 @@ enum Command {
             value_name = "COMMAND"
         )]
         command: Vec<String>,
+    },
+    /// Check a configuration file against the host: every problem at once, in APQN terms, with a fix
+    Check {
+        /// The configuration (TOML; see docs/configuration.md)
+        config: PathBuf,
+        /// Work on this sysfs root (/sys, or a mounted emulator) instead of the emulated host
+        #[arg(long, value_name = "DIR")]
+        sysfs: Option<PathBuf>,
+    },
+    /// Print the ordered sysfs writes that take the host to the configuration, as shell commands
+    Plan {
+        config: PathBuf,
+        #[arg(long, value_name = "DIR")]
+        sysfs: Option<PathBuf>,
+    },
+    /// Make the host match the configuration; on any refusal undo what was done
+    Apply {
+        config: PathBuf,
+        #[arg(long, value_name = "DIR")]
+        sysfs: Option<PathBuf>,
+        /// Only say what would be written
+        #[arg(long)]
+        dry_run: bool,
     },
     /// Print a shell completion script
     Completions {
@@ -283,6 +307,13 @@ fn run(cli: &Cli, matches: &ArgMatches, style: &Style) -> Result<String> {
     match &cli.command {
         Command::Demo => Ok(demo::run(style)),
         Command::Mount { dir } => serve::mount(store(), dir),
+        Command::Check { config, sysfs } => configure::check(store(), config, sysfs.as_deref()),
+        Command::Plan { config, sysfs } => configure::plan(store(), config, sysfs.as_deref()),
+        Command::Apply {
+            config,
+            sysfs,
+            dry_run,
+        } => configure::apply(store(), config, sysfs.as_deref(), *dry_run),
         Command::Exec { .. } => unreachable!("handled in main"),
         Command::Completions { shell } => {
             let mut out = Vec::new();

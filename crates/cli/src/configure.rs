@@ -1,0 +1,216 @@
+//! `apmatrix check | plan | apply CONFIG [--sysfs DIR]`: a declarative
+//! configuration on the emulated host (the state file) or on any sysfs root.
+
+use std::fmt::Write as _;
+use std::fs;
+use std::path::Path;
+
+use apmatrix_admin::{
+    check as check_config, observe, plan as plan_steps, Config, DirRoot, EmulatedRoot, Severity,
+    SysfsRoot, Wanted,
+};
+use apmatrix_model::{CpuModel, Host};
+
+use crate::store::Store;
+use crate::CliError;
+
+fn wanted(path: &Path) -> Result<Wanted, CliError> {
+    let text = fs::read_to_string(path)
+        .map_err(|e| CliError::Usage(format!("{}: {e}", path.display())))?;
+    Config::from_toml(&text)
+        .and_then(|c| c.resolve())
+        .map_err(|e| CliError::Usage(format!("{}: {e}", path.display())))
+}
+
+fn observe_err(e: impl std::fmt::Display) -> CliError {
+    CliError::Usage(e.to_string())
+}
+
+/// What each configured guest will see once its mdev is in place and the
+/// guest starts (the emulated host only: a real one's cards are not
+/// modelled from sysfs alone).
+fn predicted_views(host: &Host, w: &Wanted) -> String {
+    let mut root = EmulatedRoot { host: host.clone() };
+    if apmatrix_admin::apply(&mut root, w, false).is_err() {
+        return String::new();
+    }
+    let mut out = String::new();
+    for m in w.mdevs.iter().filter(|m| m.guest.is_some()) {
+        let guest = m.guest.as_deref().expect("filtered");
+        let mut h = root.host.clone();
+        if h.start_guest(guest, Some(m.uuid), CpuModel::default())
+            .is_err()
+        {
+            continue;
+        }
+        if let Ok(view) = h.guest_view(guest) {
+            let _ = writeln!(out, "\n# {guest} (mdev {}) will see:", m.label);
+            out.push_str(&view.lszcrypt());
+        }
+    }
+    out
+}
+
+pub fn check(store: Store, config: &Path, sysfs: Option<&Path>) -> Result<String, CliError> {
+    let w = wanted(config)?;
+    let (seen, host) = match sysfs {
+        Some(dir) => (observe(&DirRoot::new(dir)).map_err(observe_err)?, None),
+        None => {
+            let host = store.load()?;
+            let seen = observe(&EmulatedRoot { host: host.clone() }).map_err(observe_err)?;
+            (seen, Some(host))
+        }
+    };
+    let problems = check_config(&w, &seen);
+    let errors = problems
+        .iter()
+        .filter(|p| p.severity == Severity::Error)
+        .count();
+    let mut out = String::new();
+    for p in &problems {
+        let _ = writeln!(out, "{p}");
+    }
+    if errors > 0 {
+        return Err(CliError::Usage(format!(
+            "{out}{errors} error(s), {} warning(s) in {}",
+            problems.len() - errors,
+            config.display()
+        )));
+    }
+    let _ = writeln!(
+        out,
+        "{}: {} mdev(s), no errors, {} warning(s)",
+        config.display(),
+        w.mdevs.len(),
+        problems.len()
+    );
+    if let Some(host) = host {
+        out.push_str(&predicted_views(&host, &w));
+    }
+    Ok(out)
+}
+
+pub fn plan(store: Store, config: &Path, sysfs: Option<&Path>) -> Result<String, CliError> {
+    let w = wanted(config)?;
+    let (root, host): (Box<dyn SysfsRoot>, Option<Host>) = match sysfs {
+        Some(dir) => (Box::new(DirRoot::new(dir)), None),
+        None => {
+            let host = store.load()?;
+            (Box::new(EmulatedRoot { host: host.clone() }), Some(host))
+        }
+    };
+    let seen = observe(root.as_ref()).map_err(observe_err)?;
+    let errors: Vec<String> = check_config(&w, &seen)
+        .into_iter()
+        .filter(|p| p.severity == Severity::Error)
+        .map(|p| p.to_string())
+        .collect();
+    if !errors.is_empty() {
+        return Err(CliError::Usage(format!(
+            "{}\nno plan: fix these first (`apmatrix check`)",
+            errors.join("\n")
+        )));
+    }
+    let place = root.describe();
+    let steps = plan_steps(&w, &seen);
+    let mut out = String::new();
+    if steps.is_empty() {
+        out.push_str("# the host already matches the configuration\n");
+    }
+    for s in &steps {
+        let _ = writeln!(out, "{}", s.shell(&place));
+    }
+    if let Some(host) = host {
+        out.push_str(&predicted_views(&host, &w));
+    }
+    Ok(out)
+}
+
+pub fn apply(
+    store: Store,
+    config: &Path,
+    sysfs: Option<&Path>,
+    dry_run: bool,
+) -> Result<String, CliError> {
+    let w = wanted(config)?;
+    let outcome = match sysfs {
+        Some(dir) => {
+            let _lock = ApConfigLock::take(dir)?;
+            apmatrix_admin::apply(&mut DirRoot::new(dir), &w, dry_run)
+        }
+        None => store.update(|host| {
+            let mut root = EmulatedRoot { host: host.clone() };
+            let r = apmatrix_admin::apply(&mut root, &w, dry_run);
+            *host = root.host;
+            r
+        })?,
+    };
+    let applied = outcome.map_err(|e| CliError::Usage(e.to_string()))?;
+    let place = sysfs.map_or("/sys".to_string(), |d| d.display().to_string());
+    let mut out = String::new();
+    let verb = if dry_run { "would write" } else { "wrote" };
+    if applied.steps.is_empty() {
+        out.push_str("nothing to do: the host already matches the configuration\n");
+    }
+    for s in &applied.steps {
+        let _ = writeln!(out, "{verb}: {}", s.shell(&place));
+    }
+    Ok(out)
+}
+
+/// s390-tools' lock (`/run/lock/s390apconfig.lock`, tools.md Part A §3):
+/// ap-check and chzdev hold it while they change AP configuration. Taken
+/// only for a real /sys, where those tools may run at the same time.
+pub struct ApConfigLock {
+    path: Option<std::path::PathBuf>,
+}
+
+impl ApConfigLock {
+    const PATH: &'static str = "/run/lock/s390apconfig.lock";
+
+    fn take(sysfs: &Path) -> Result<ApConfigLock, CliError> {
+        if fs::canonicalize(sysfs).ok().as_deref() != Some(Path::new("/sys")) {
+            return Ok(ApConfigLock { path: None });
+        }
+        let path = std::path::PathBuf::from(Self::PATH);
+        for _ in 0..100 {
+            match fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .open(&path)
+            {
+                Ok(mut f) => {
+                    use std::io::Write;
+                    let _ = write!(f, "{}", std::process::id());
+                    return Ok(ApConfigLock { path: Some(path) });
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                    // A holder that died leaves its PID behind.
+                    let pid: Option<i32> = fs::read_to_string(&path)
+                        .ok()
+                        .and_then(|t| t.trim().parse().ok());
+                    if pid.is_some_and(|p| !Path::new(&format!("/proc/{p}")).exists()) {
+                        let _ = fs::remove_file(&path);
+                        continue;
+                    }
+                    std::thread::sleep(std::time::Duration::from_millis(30));
+                }
+                Err(e) => {
+                    return Err(CliError::Usage(format!("{}: {e}", path.display())));
+                }
+            }
+        }
+        Err(CliError::Usage(format!(
+            "{} is held by another AP configuration tool (ap-check, chzdev); try again",
+            Self::PATH
+        )))
+    }
+}
+
+impl Drop for ApConfigLock {
+    fn drop(&mut self) {
+        if let Some(p) = &self.path {
+            let _ = fs::remove_file(p);
+        }
+    }
+}

@@ -1,0 +1,138 @@
+//! `apmatrix check | plan | apply`: on the emulated host (state file) and,
+//! through `--sysfs`, on the mounted tree; both give the same host.
+
+use std::path::Path;
+use std::process::{Command, Output};
+use std::time::{Duration, Instant};
+
+mod common;
+use common::fuse_usable;
+
+const BIN: &str = env!("CARGO_BIN_EXE_apmatrix");
+
+fn config() -> String {
+    format!(
+        "{}/../../examples/seed-guests.toml",
+        env!("CARGO_MANIFEST_DIR")
+    )
+}
+
+fn run(host: &Path, args: &[&str]) -> Output {
+    Command::new(BIN)
+        .arg("--host")
+        .arg(host)
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+fn ok(out: Output) -> String {
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+#[test]
+fn seed_guests_apply_to_the_default_host_in_one_command() {
+    let tmp = tempfile::tempdir().unwrap();
+    let host = tmp.path().join("host.json");
+    ok(run(&host, &["host", "init"]));
+    let checked = ok(run(&host, &["check", &config()]));
+    assert!(checked.contains("3 mdev(s), no errors"), "{checked}");
+    assert!(
+        checked.contains("05          CEX5C CCA-Coproc"),
+        "{checked}"
+    );
+    let dry = ok(run(&host, &["apply", "--dry-run", &config()]));
+    assert!(dry.starts_with("would write: echo 0xf9"), "{dry}");
+    assert!(ok(run(&host, &["--json", "mdev", "list"])).trim() == "[]");
+    let applied = ok(run(&host, &["apply", &config()]));
+    assert_eq!(applied.lines().count(), 16, "{applied}");
+    assert_eq!(
+        ok(run(&host, &["apply", &config()])),
+        "nothing to do: the host already matches the configuration\n"
+    );
+    let listed: serde_json::Value =
+        serde_json::from_str(&ok(run(&host, &["--json", "mdev", "list"]))).unwrap();
+    assert_eq!(listed.as_array().unwrap().len(), 3);
+}
+
+#[test]
+fn check_names_every_problem_and_apply_writes_nothing() {
+    let tmp = tempfile::tempdir().unwrap();
+    let host = tmp.path().join("host.json");
+    ok(run(&host, &["host", "init"]));
+    let bad = tmp.path().join("bad.toml");
+    std::fs::write(
+        &bad,
+        "[[mdev]]\nname = \"a\"\nadapters = \"4\"\ndomains = \"4\"\n\n[[mdev]]\nname = \"b\"\ncontrol_domains = \"4\"\n",
+    )
+    .unwrap();
+    let before = std::fs::read(&host).unwrap();
+    let out = run(&host, &["check", bad.to_str().unwrap()]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("APQN 04.0004 is reserved for the host"),
+        "{err}"
+    );
+    assert!(err.contains("At least one usage domain"), "{err}");
+    assert!(err.contains("2 error(s)"), "{err}");
+    let out = run(&host, &["apply", bad.to_str().unwrap()]);
+    assert!(!out.status.success());
+    assert_eq!(std::fs::read(&host).unwrap(), before);
+}
+
+#[test]
+fn apply_through_sysfs_on_the_mounted_tree_matches_the_emulated_apply() {
+    if !fuse_usable() {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let (served, direct) = (
+        tmp.path().join("served.json"),
+        tmp.path().join("direct.json"),
+    );
+    ok(run(&served, &["host", "init"]));
+    ok(run(&direct, &["host", "init"]));
+    let dir = tmp.path().join("sys");
+    std::fs::create_dir(&dir).unwrap();
+    let mut child = Command::new(BIN)
+        .args([
+            "--host",
+            served.to_str().unwrap(),
+            "mount",
+            dir.to_str().unwrap(),
+        ])
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !dir.join("bus/ap/apmask").exists() {
+        assert!(Instant::now() < deadline);
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let sysfs = dir.to_str().unwrap();
+    let planned = ok(run(&served, &["plan", "--sysfs", sysfs, &config()]));
+    assert!(planned.starts_with("echo 0xf9"), "{planned}");
+    let applied = ok(run(&served, &["apply", "--sysfs", sysfs, &config()]));
+    let again = ok(run(&served, &["apply", "--sysfs", sysfs, &config()]));
+    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+    assert!(child.wait().unwrap().success());
+    assert_eq!(applied.lines().count(), 16, "{applied}");
+    assert!(again.starts_with("nothing to do"), "{again}");
+    ok(run(&direct, &["apply", &config()]));
+    // The same host either way: compare full dumps.
+    let dump = |h: &Path| ok(run(h, &["--json", "host", "show"]));
+    let list = |h: &Path| ok(run(h, &["--json", "mdev", "list"]));
+    assert_eq!(list(&served), list(&direct));
+    let strip = |s: String| {
+        s.lines()
+            .filter(|l| !l.contains("\"state_file\""))
+            .collect::<Vec<_>>()
+            .join("\n")
+    };
+    assert_eq!(strip(dump(&served)), strip(dump(&direct)));
+}
