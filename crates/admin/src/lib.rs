@@ -7,6 +7,7 @@
 //! writes is made so that no step is refused, and [`apply`] runs it, reads
 //! the result back, and on any refusal undoes what it did.
 
+pub mod export;
 pub mod root;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -569,7 +570,7 @@ impl Step {
 
 /// Ids as the document writes them: adapters in decimal (`5`), domains in
 /// hex (`0xab`).
-fn id_value(axis: MatrixAxis, id: u8) -> String {
+pub(crate) fn id_value(axis: MatrixAxis, id: u8) -> String {
     match axis {
         MatrixAxis::Adapter => id.to_string(),
         MatrixAxis::Domain | MatrixAxis::ControlDomain => format!("{id:#04x}"),

@@ -1,0 +1,138 @@
+//! What the ecosystem consumes, from a configuration: mdevctl JSON (and
+//! back), libvirt XML, QEMU arguments, persistent masks (tools.md Part B).
+
+use std::fmt::Write as _;
+
+use apmatrix_model::vfio::MDEV_TYPE;
+use apmatrix_model::{Mask256, MatrixAxis};
+use serde_json::{json, Value};
+use uuid::Uuid;
+
+use crate::{id_value, ConfigError, WantedMdev};
+
+/// The attributes in the order they are written (adapters, domains, control
+/// domains), as mdevctl replays them.
+fn attrs(m: &WantedMdev) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    for (axis, mask) in [
+        (MatrixAxis::Adapter, m.adapters),
+        (MatrixAxis::Domain, m.domains),
+        (MatrixAxis::ControlDomain, m.control_domains),
+    ] {
+        for id in mask.iter() {
+            out.push((format!("assign_{}", axis.attr_word()), id_value(axis, id)));
+        }
+    }
+    out
+}
+
+/// mdevctl's stored form (`/etc/mdevctl.d/matrix/<uuid>`).
+pub fn mdevctl_json(m: &WantedMdev) -> String {
+    let attrs: Vec<Value> = attrs(m).into_iter().map(|(k, v)| json!({ k: v })).collect();
+    let value = json!({
+        "mdev_type": MDEV_TYPE,
+        "start": if m.autostart { "auto" } else { "manual" },
+        "attrs": attrs,
+    });
+    serde_json::to_string_pretty(&value).expect("JSON") + "\n"
+}
+
+/// Reads an mdevctl config back: the assignments it replays (unassign and
+/// `ap_config` attrs are applied in order too, as mdevctl would).
+pub fn from_mdevctl_json(uuid: Uuid, text: &str) -> Result<WantedMdev, ConfigError> {
+    let bad = |why: String| ConfigError(format!("mdevctl config {uuid}: {why}"));
+    let v: Value = serde_json::from_str(text).map_err(|e| bad(e.to_string()))?;
+    let ty = v["mdev_type"].as_str().unwrap_or_default();
+    if ty != MDEV_TYPE {
+        return Err(bad(format!("mdev_type {ty:?} is not {MDEV_TYPE}")));
+    }
+    let mut m = WantedMdev {
+        uuid,
+        label: uuid.to_string(),
+        adapters: Mask256::EMPTY,
+        domains: Mask256::EMPTY,
+        control_domains: Mask256::EMPTY,
+        guest: None,
+        autostart: v["start"].as_str() == Some("auto"),
+    };
+    for attr in v["attrs"].as_array().map(Vec::as_slice).unwrap_or_default() {
+        let Some((name, value)) = attr.as_object().and_then(|o| o.iter().next()) else {
+            return Err(bad(format!("attribute {attr} is not a one-key object")));
+        };
+        let value = value
+            .as_str()
+            .ok_or_else(|| bad(format!("{name}: the value must be a string")))?;
+        let id = apmatrix_model::parse::parse_kstrtoul(value.as_bytes())
+            .ok()
+            .and_then(|v| u8::try_from(v).ok())
+            .ok_or_else(|| bad(format!("{name} = {value:?} is not an id from 0 to 255")))?;
+        let (assign, word) = match name.split_once('_') {
+            Some(("assign", w)) => (true, w),
+            Some(("unassign", w)) => (false, w),
+            _ => return Err(bad(format!("attribute {name} is not an assignment"))),
+        };
+        let mask = match word {
+            "adapter" => &mut m.adapters,
+            "domain" => &mut m.domains,
+            "control_domain" => &mut m.control_domains,
+            _ => return Err(bad(format!("attribute {name} is not an assignment"))),
+        };
+        if assign {
+            mask.set(id);
+        } else {
+            mask.clear(id);
+        }
+    }
+    Ok(m)
+}
+
+/// libvirt node-device XML for `virsh nodedev-define` (formatnode.rst).
+pub fn libvirt_nodedev_xml(m: &WantedMdev) -> String {
+    let mut out =
+        String::from("<device>\n  <parent>ap_matrix</parent>\n  <capability type='mdev'>\n");
+    let _ = writeln!(out, "    <type id='{MDEV_TYPE}'/>");
+    let _ = writeln!(out, "    <uuid>{}</uuid>", m.uuid);
+    for (name, value) in attrs(m) {
+        let _ = writeln!(out, "    <attr name='{name}' value='{value}'/>");
+    }
+    out.push_str("  </capability>\n</device>\n");
+    out
+}
+
+/// The domain's device element (libvirt allows one vfio-ap hostdev).
+pub fn libvirt_hostdev_xml(m: &WantedMdev) -> String {
+    format!(
+        "<hostdev mode='subsystem' type='mdev' model='vfio-ap'>\n  <source>\n    <address uuid='{}'/>\n  </source>\n</hostdev>\n",
+        m.uuid
+    )
+}
+
+/// QEMU's arguments for the guest of this mdev.
+pub fn qemu_args(m: &WantedMdev) -> String {
+    format!(
+        "-cpu host,ap=on,apqci=on,apft=on -device vfio-ap,sysfsdev=/sys/bus/mdev/devices/{}\n",
+        m.uuid
+    )
+}
+
+/// The masks as kernel parameters (set at IPL).
+pub fn kernel_parameters(apmask: Mask256, aqmask: Mask256) -> String {
+    format!("ap.apmask={apmask} ap.aqmask={aqmask}\n")
+}
+
+/// The masks as a persistent udev rule in the style of chzdev --type ap
+/// (`/etc/udev/rules.d/41-ap.rules`): set when the ap module appears, then
+/// vfio_ap loaded. ap-check reads the masks from the `ATTR{...apmask}` and
+/// `ATTR{...aqmask}` lines (tools.md Part A §3, §4).
+pub fn udev_rule(apmask: Mask256, aqmask: Mask256) -> String {
+    format!(
+        "# Generated by apmatrix (chzdev --type ap style)\n\
+         ACTION!=\"add\", GOTO=\"ap_end\"\n\
+         SUBSYSTEM!=\"module\", GOTO=\"ap_end\"\n\
+         KERNEL!=\"ap\", GOTO=\"ap_end\"\n\
+         ATTR{{../../bus/ap/apmask}}=\"{apmask}\"\n\
+         ATTR{{../../bus/ap/aqmask}}=\"{aqmask}\"\n\
+         RUN{{builtin}}+=\"kmod load vfio_ap\"\n\
+         LABEL=\"ap_end\"\n"
+    )
+}
