@@ -87,9 +87,13 @@ pub fn from_mdevctl_json(uuid: Uuid, text: &str) -> Result<WantedMdev, ConfigErr
 }
 
 /// libvirt node-device XML for `virsh nodedev-define` (formatnode.rst).
+/// libvirt's schema wants a `<name>`; mdevs are named
+/// `mdev_<uuid with underscores>_<parent>` (tools.md Part B §2).
 pub fn libvirt_nodedev_xml(m: &WantedMdev) -> String {
-    let mut out =
-        String::from("<device>\n  <parent>ap_matrix</parent>\n  <capability type='mdev'>\n");
+    let name = format!("mdev_{}_matrix", m.uuid.to_string().replace('-', "_"));
+    let mut out = format!(
+        "<device>\n  <name>{name}</name>\n  <parent>ap_matrix</parent>\n  <capability type='mdev'>\n"
+    );
     let _ = writeln!(out, "    <type id='{MDEV_TYPE}'/>");
     let _ = writeln!(out, "    <uuid>{}</uuid>", m.uuid);
     for (name, value) in attrs(m) {

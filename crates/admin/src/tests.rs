@@ -346,7 +346,13 @@ fn libvirt_qemu_and_mask_exports() {
     let w = wanted(SEED_GUESTS);
     let g2 = &w.mdevs[1];
     let xml = export::libvirt_nodedev_xml(g2);
-    assert!(xml.starts_with("<device>\n  <parent>ap_matrix</parent>\n  <capability type='mdev'>\n    <type id='vfio_ap-passthrough'/>\n"), "{xml}");
+    let name = format!("mdev_{}_matrix", g2.uuid.to_string().replace('-', "_"));
+    assert!(
+        xml.starts_with(&format!(
+            "<device>\n  <name>{name}</name>\n  <parent>ap_matrix</parent>\n  <capability type='mdev'>\n    <type id='vfio_ap-passthrough'/>\n"
+        )),
+        "{xml}"
+    );
     assert!(xml.contains(&format!("<uuid>{}</uuid>", g2.uuid)));
     let attr_lines: Vec<&str> = xml.lines().filter(|l| l.contains("<attr ")).collect();
     assert_eq!(

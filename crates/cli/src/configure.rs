@@ -6,8 +6,8 @@ use std::fs;
 use std::path::Path;
 
 use apmatrix_admin::{
-    check as check_config, observe, plan as plan_steps, Config, DirRoot, EmulatedRoot, Severity,
-    SysfsRoot, Wanted,
+    check as check_config, export as ex, observe, plan as plan_steps, target_masks, Config,
+    DirRoot, EmulatedRoot, Severity, SysfsRoot, Wanted,
 };
 use apmatrix_model::{CpuModel, Host};
 
@@ -213,4 +213,109 @@ impl Drop for ApConfigLock {
             let _ = fs::remove_file(p);
         }
     }
+}
+
+/// What `apmatrix export` writes.
+#[derive(Copy, Clone, Debug, clap::ValueEnum)]
+pub enum ExportFormat {
+    /// mdevctl's stored JSON, one per mdev
+    Mdevctl,
+    /// libvirt node-device XML (virsh nodedev-define), one per mdev
+    Nodedev,
+    /// the domain's <hostdev> element, one per mdev
+    Hostdev,
+    /// QEMU arguments, one line per mdev
+    Qemu,
+    /// the masks as kernel parameters (ap.apmask= ap.aqmask=)
+    Cmdline,
+    /// the masks as a chzdev-style udev rule (/etc/udev/rules.d/41-ap.rules)
+    Udev,
+}
+
+pub fn export(
+    store: Store,
+    format: ExportFormat,
+    config: &Path,
+    dir: Option<&Path>,
+) -> Result<String, CliError> {
+    let w = wanted(config)?;
+    let mut out = String::new();
+    let per_mdev: Option<fn(&apmatrix_admin::WantedMdev) -> String> = match format {
+        ExportFormat::Mdevctl => Some(ex::mdevctl_json),
+        ExportFormat::Nodedev => Some(ex::libvirt_nodedev_xml),
+        ExportFormat::Hostdev => Some(ex::libvirt_hostdev_xml),
+        ExportFormat::Qemu => Some(ex::qemu_args),
+        ExportFormat::Cmdline | ExportFormat::Udev => None,
+    };
+    if let Some(render) = per_mdev {
+        for m in &w.mdevs {
+            let text = render(m);
+            match (dir, format) {
+                (Some(d), ExportFormat::Mdevctl) => {
+                    fs::create_dir_all(d)
+                        .map_err(|e| CliError::Usage(format!("{}: {e}", d.display())))?;
+                    let path = d.join(m.uuid.to_string());
+                    fs::write(&path, &text)
+                        .map_err(|e| CliError::Usage(format!("{}: {e}", path.display())))?;
+                    let _ = writeln!(out, "wrote {}", path.display());
+                }
+                (Some(_), _) => {
+                    return Err(CliError::Usage("--dir is for the mdevctl format".into()))
+                }
+                (None, _) => {
+                    if w.mdevs.len() > 1 && !matches!(format, ExportFormat::Qemu) {
+                        let _ = writeln!(out, "# mdev {}", m.label);
+                    }
+                    out.push_str(&text);
+                }
+            }
+        }
+        return Ok(out);
+    }
+    // The masks the configuration gives, on this host.
+    let host = store.load()?;
+    let seen = observe(&EmulatedRoot { host }).map_err(observe_err)?;
+    let (apmask, aqmask) = target_masks(&w, &seen);
+    Ok(match format {
+        ExportFormat::Cmdline => ex::kernel_parameters(apmask, aqmask),
+        _ => ex::udev_rule(apmask, aqmask),
+    })
+}
+
+/// An id list for the configuration file; empty for none.
+fn ids(mask: apmatrix_model::Mask256) -> String {
+    if mask.is_empty() {
+        String::new()
+    } else {
+        mask.to_hex_list()
+    }
+}
+
+pub fn import(dir: &Path) -> Result<String, CliError> {
+    let entries =
+        fs::read_dir(dir).map_err(|e| CliError::Usage(format!("{}: {e}", dir.display())))?;
+    let mut names: Vec<String> = entries
+        .filter_map(|e| e.ok())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    let mut out = format!("# imported from {}\n", dir.display());
+    for name in names {
+        let Ok(uuid) = uuid::Uuid::try_parse(&name) else {
+            continue;
+        };
+        let path = dir.join(&name);
+        let text = fs::read_to_string(&path)
+            .map_err(|e| CliError::Usage(format!("{}: {e}", path.display())))?;
+        let m = ex::from_mdevctl_json(uuid, &text).map_err(|e| CliError::Usage(e.to_string()))?;
+        let _ = write!(
+            out,
+            "\n[[mdev]]\nuuid = \"{uuid}\"\nadapters = \"{}\"\ndomains = \"{}\"\ncontrol_domains = \"{}\"\nautostart = {}\n",
+            ids(m.adapters),
+            ids(m.domains),
+            ids(m.control_domains),
+            m.autostart
+        );
+    }
+    Ok(out)
 }

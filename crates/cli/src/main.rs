@@ -128,6 +128,20 @@ enum Command {
         #[arg(long)]
         dry_run: bool,
     },
+    /// Export a configuration for mdevctl, libvirt, QEMU or persistent masks
+    Export {
+        #[arg(value_enum)]
+        format: configure::ExportFormat,
+        config: PathBuf,
+        /// mdevctl: write one file per mdev into DIR (e.g. /etc/mdevctl.d/matrix)
+        #[arg(long, value_name = "DIR")]
+        dir: Option<PathBuf>,
+    },
+    /// Read mdevctl's stored configs (a directory like /etc/mdevctl.d/matrix) and print them as a configuration
+    Import {
+        /// The directory holding one JSON file per mdev, named by UUID
+        dir: PathBuf,
+    },
     /// Print a shell completion script
     Completions {
         #[arg(value_enum)]
@@ -314,6 +328,12 @@ fn run(cli: &Cli, matches: &ArgMatches, style: &Style) -> Result<String> {
             sysfs,
             dry_run,
         } => configure::apply(store(), config, sysfs.as_deref(), *dry_run),
+        Command::Export {
+            format,
+            config,
+            dir,
+        } => configure::export(store(), *format, config, dir.as_deref()),
+        Command::Import { dir } => configure::import(dir),
         Command::Exec { .. } => unreachable!("handled in main"),
         Command::Completions { shell } => {
             let mut out = Vec::new();

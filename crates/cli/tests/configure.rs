@@ -136,3 +136,161 @@ fn apply_through_sysfs_on_the_mounted_tree_matches_the_emulated_apply() {
     };
     assert_eq!(strip(dump(&served)), strip(dump(&direct)));
 }
+
+fn mdevctl_14() -> Option<std::path::PathBuf> {
+    let candidates = [
+        std::env::var_os("APMATRIX_MDEVCTL_14").map(std::path::PathBuf::from),
+        Some(
+            Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("../../target/tools/mdevctl-1.4.0/bin/mdevctl"),
+        ),
+        Some("/tmp/mdevctl-1.4/bin/mdevctl".into()),
+    ];
+    candidates.into_iter().flatten().find(|p| p.is_file())
+}
+
+#[test]
+fn mdevctl_defines_and_starts_the_exported_json_and_the_result_is_the_configuration() {
+    if !fuse_usable() {
+        return;
+    }
+    let Some(mdevctl) = mdevctl_14() else {
+        assert!(
+            std::env::var_os("APMATRIX_REQUIRE_FUSE").is_none(),
+            "mdevctl 1.4.0 is missing"
+        );
+        eprintln!("skipping: no mdevctl 1.4.0");
+        return;
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path();
+    for d in [
+        "sys",
+        "etc/mdevctl.d",
+        "usr/lib/mdevctl/scripts.d/callouts",
+        "usr/lib/mdevctl/scripts.d/notifiers",
+    ] {
+        std::fs::create_dir_all(root.join(d)).unwrap();
+    }
+    let host = root.join("host.json");
+    ok(run(&host, &["host", "init"]));
+    let exported = root.join("exported");
+    ok(run(
+        &host,
+        &[
+            "export",
+            "mdevctl",
+            &config(),
+            "--dir",
+            exported.to_str().unwrap(),
+        ],
+    ));
+    let sys = root.join("sys");
+    let mut child = Command::new(BIN)
+        .args([
+            "--host",
+            host.to_str().unwrap(),
+            "mount",
+            sys.to_str().unwrap(),
+        ])
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !sys.join("bus/ap/apmask").exists() {
+        assert!(Instant::now() < deadline);
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let mdev = |args: &[&str]| {
+        let out = Command::new(&mdevctl)
+            .args(args)
+            .env("MDEVCTL_ENV_ROOT", root)
+            .output()
+            .unwrap();
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    // The masks as the configuration has them (mdevctl does not set masks).
+    let params = ok(run(&host, &["export", "cmdline", &config()]));
+    let apmask = params
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .trim_start_matches("ap.apmask=");
+    std::fs::write(sys.join("bus/ap/apmask"), apmask).unwrap();
+    let mut files: Vec<_> = std::fs::read_dir(&exported)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    files.sort();
+    assert_eq!(files.len(), 3);
+    for f in &files {
+        let uuid = f.file_name().unwrap().to_str().unwrap();
+        let (okd, err) = mdev(&[
+            "define",
+            "-u",
+            uuid,
+            "-p",
+            "matrix",
+            "--jsonfile",
+            f.to_str().unwrap(),
+        ]);
+        assert!(okd, "define {uuid}: {err}");
+        let (oks, err) = mdev(&["start", "-u", uuid]);
+        assert!(oks, "start {uuid}: {err}");
+    }
+    // What mdevctl made is exactly the configuration.
+    let planned = ok(run(
+        &host,
+        &["plan", "--sysfs", sys.to_str().unwrap(), &config()],
+    ));
+    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+    assert!(child.wait().unwrap().success());
+    assert_eq!(planned, "# the host already matches the configuration\n");
+}
+
+#[test]
+fn libvirt_xml_validates_against_libvirts_schemas() {
+    let schemas = Path::new("/usr/share/libvirt/schemas");
+    let xmllint = Path::new("/usr/bin/xmllint");
+    if !schemas.join("nodedev.rng").exists() || !xmllint.exists() {
+        assert!(
+            std::env::var_os("APMATRIX_REQUIRE_FUSE").is_none(),
+            "libvirt's schemas (Debian libvirt0) or xmllint (libxml2-utils) are missing"
+        );
+        eprintln!("skipping: no libvirt schemas or xmllint");
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let host = tmp.path().join("host.json");
+    ok(run(&host, &["host", "init"]));
+    let validate = |schema: &str, xml: &str| {
+        let file = tmp.path().join("doc.xml");
+        std::fs::write(&file, xml).unwrap();
+        let out = Command::new(xmllint)
+            .args(["--noout", "--relaxng"])
+            .arg(schemas.join(schema))
+            .arg(&file)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{schema}: {}\n{xml}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    let nodedev = ok(run(&host, &["export", "nodedev", &config()]));
+    for doc in nodedev.split("# mdev ").filter(|d| d.contains("<device>")) {
+        let xml = &doc[doc.find("<device>").unwrap()..];
+        validate("nodedev.rng", xml);
+    }
+    let hostdev = ok(run(&host, &["export", "hostdev", &config()]));
+    let first = &hostdev[hostdev.find("<hostdev").unwrap()
+        ..hostdev.find("</hostdev>").unwrap() + "</hostdev>".len()];
+    let domain = format!(
+        "<domain type='kvm'><name>Guest1</name><memory>1048576</memory><os><type arch='s390x' machine='s390-ccw-virtio'>hvm</type></os><devices>{first}</devices></domain>"
+    );
+    validate("domain.rng", &domain);
+}
