@@ -84,13 +84,13 @@ fn the_seed_guests_apply_in_one_go_and_a_second_apply_changes_nothing() {
 }
 
 /// A root that refuses its n-th write (1-based) as the kernel would refuse one.
-struct Refusing {
-    inner: EmulatedRoot,
+struct Refusing<R> {
+    inner: R,
     refuse_at: usize,
     writes: usize,
 }
 
-impl SysfsRoot for Refusing {
+impl<R: SysfsRoot> SysfsRoot for Refusing<R> {
     fn read(&self, path: &str) -> std::io::Result<String> {
         self.inner.read(path)
     }
@@ -395,4 +395,84 @@ fn libvirt_qemu_and_mask_exports() {
         )),
         "{rule}"
     );
+}
+
+/// Every readable attribute and every name under `dir`, links not followed:
+/// a full dump of what a sysfs tree shows.
+fn dump(dir: &std::path::Path, out: &mut Vec<String>) {
+    let mut entries: Vec<_> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap())
+        .collect();
+    entries.sort_by_key(|e| e.file_name());
+    for e in entries {
+        let path = e.path();
+        let kind = e.file_type().unwrap();
+        if kind.is_symlink() {
+            out.push(format!(
+                "{} -> {}",
+                path.display(),
+                std::fs::read_link(&path).unwrap().display()
+            ));
+        } else if kind.is_dir() {
+            out.push(format!("{}/", path.display()));
+            dump(&path, out);
+        } else {
+            let text = std::fs::read_to_string(&path).unwrap_or_else(|e| format!("<{e}>"));
+            out.push(format!("{} = {text:?}", path.display()));
+        }
+    }
+}
+
+#[test]
+fn a_refused_step_through_a_mounted_tree_leaves_the_tree_as_it_was() {
+    let fuse = std::path::Path::new("/dev/fuse").exists() && unsafe { libc::geteuid() } == 0;
+    if !fuse {
+        assert!(
+            std::env::var_os("APMATRIX_REQUIRE_FUSE").is_none(),
+            "FUSE is not usable"
+        );
+        eprintln!("skipping: FUSE needs root and /dev/fuse");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let mut start = Host::seed_example();
+    apply(
+        &mut EmulatedRootRef(&mut start),
+        &wanted(SEED_GUESTS),
+        false,
+    )
+    .unwrap();
+    let _session =
+        apmatrix_fuse::spawn(apmatrix_fuse::MemoryBackend::new(start), dir.path()).unwrap();
+    let mut before = Vec::new();
+    dump(dir.path(), &mut before);
+    assert!(before.len() > 300, "{}", before.len());
+    let changed = SEED_GUESTS
+        .replace("derive = \"adapters\"", "derive = \"domains\"")
+        .replace("adapters = \"5,6\"", "adapters = \"6\"")
+        + "\n[[mdev]]\nname = \"guest4\"\nadapters = \"4\"\ndomains = \"5\"\n";
+    let w = wanted(&changed);
+    let steps = plan(&w, &observe(&DirRoot::new(dir.path())).unwrap()).len();
+    assert!(steps >= 5, "{steps}");
+    for refuse_at in [1, steps / 2, steps] {
+        let mut root = Refusing {
+            inner: DirRoot::new(dir.path()),
+            refuse_at,
+            writes: 0,
+        };
+        assert!(matches!(
+            apply(&mut root, &w, false),
+            Err(ApplyError::RolledBack { .. })
+        ));
+        let mut after = Vec::new();
+        dump(dir.path(), &mut after);
+        assert_eq!(after, before, "refusing write {refuse_at} of {steps}");
+    }
+    // and without a refusal it applies, then has nothing left to do
+    apply(&mut DirRoot::new(dir.path()), &w, false).unwrap();
+    assert!(apply(&mut DirRoot::new(dir.path()), &w, false)
+        .unwrap()
+        .steps
+        .is_empty());
 }
