@@ -476,3 +476,35 @@ fn a_refused_step_through_a_mounted_tree_leaves_the_tree_as_it_was() {
         .steps
         .is_empty());
 }
+
+#[test]
+fn guest_views_are_predicted_from_what_sysfs_shows() {
+    let seen = observe(&EmulatedRoot {
+        host: Host::seed_example(),
+    })
+    .unwrap();
+    let views = predict::guest_views(&seen, &wanted(SEED_GUESTS)).unwrap();
+    let names: Vec<&str> = views.iter().map(|(g, _)| g.as_str()).collect();
+    assert_eq!(names, ["Guest1", "Guest2", "Guest3"]);
+    // the same views as on the emulated host itself
+    let mut root = EmulatedRoot {
+        host: Host::seed_example(),
+    };
+    apply(&mut root, &wanted(SEED_GUESTS), false).unwrap();
+    for (guest, view) in &views {
+        let m = wanted(SEED_GUESTS)
+            .mdevs
+            .into_iter()
+            .find(|m| m.guest.as_deref() == Some(guest))
+            .unwrap();
+        let mut h = root.host.clone();
+        h.start_guest(guest, Some(m.uuid), CpuModel::default())
+            .unwrap();
+        assert_eq!(&h.guest_view(guest).unwrap().lszcrypt(), view, "{guest}");
+    }
+    assert!(
+        views[1].1.contains("05          CEX5C CCA-Coproc"),
+        "{}",
+        views[1].1
+    );
+}

@@ -9,7 +9,6 @@ use apmatrix_admin::{
     check as check_config, export as ex, observe, plan as plan_steps, target_masks, Config,
     DirRoot, EmulatedRoot, Severity, SysfsRoot, Wanted,
 };
-use apmatrix_model::{CpuModel, Host};
 
 use crate::store::Store;
 use crate::CliError;
@@ -27,40 +26,25 @@ fn observe_err(e: impl std::fmt::Display) -> CliError {
 }
 
 /// What each configured guest will see once its mdev is in place and the
-/// guest starts (the emulated host only: a real one's cards are not
-/// modelled from sysfs alone).
-fn predicted_views(host: &Host, w: &Wanted) -> String {
-    let mut root = EmulatedRoot { host: host.clone() };
-    if apmatrix_admin::apply(&mut root, w, false).is_err() {
-        return String::new();
-    }
+/// guest starts (the host as sysfs shows it, rebuilt in the model).
+fn predicted_views(seen: &apmatrix_admin::Observed, w: &Wanted) -> String {
     let mut out = String::new();
-    for m in w.mdevs.iter().filter(|m| m.guest.is_some()) {
-        let guest = m.guest.as_deref().expect("filtered");
-        let mut h = root.host.clone();
-        if h.start_guest(guest, Some(m.uuid), CpuModel::default())
-            .is_err()
-        {
-            continue;
-        }
-        if let Ok(view) = h.guest_view(guest) {
-            let _ = writeln!(out, "\n# {guest} (mdev {}) will see:", m.label);
-            out.push_str(&view.lszcrypt());
-        }
+    for (guest, view) in apmatrix_admin::predict::guest_views(seen, w).unwrap_or_default() {
+        let _ = writeln!(out, "\n# {guest} will see:");
+        out.push_str(&view);
     }
     out
 }
 
 pub fn check(store: Store, config: &Path, sysfs: Option<&Path>) -> Result<String, CliError> {
     let w = wanted(config)?;
-    let (seen, host) = match sysfs {
-        Some(dir) => (observe(&DirRoot::new(dir)).map_err(observe_err)?, None),
-        None => {
-            let host = store.load()?;
-            let seen = observe(&EmulatedRoot { host: host.clone() }).map_err(observe_err)?;
-            (seen, Some(host))
-        }
-    };
+    let seen = match sysfs {
+        Some(dir) => observe(&DirRoot::new(dir)),
+        None => observe(&EmulatedRoot {
+            host: store.load()?,
+        }),
+    }
+    .map_err(observe_err)?;
     let problems = check_config(&w, &seen);
     let errors = problems
         .iter()
@@ -84,20 +68,17 @@ pub fn check(store: Store, config: &Path, sysfs: Option<&Path>) -> Result<String
         w.mdevs.len(),
         problems.len()
     );
-    if let Some(host) = host {
-        out.push_str(&predicted_views(&host, &w));
-    }
+    out.push_str(&predicted_views(&seen, &w));
     Ok(out)
 }
 
 pub fn plan(store: Store, config: &Path, sysfs: Option<&Path>) -> Result<String, CliError> {
     let w = wanted(config)?;
-    let (root, host): (Box<dyn SysfsRoot>, Option<Host>) = match sysfs {
-        Some(dir) => (Box::new(DirRoot::new(dir)), None),
-        None => {
-            let host = store.load()?;
-            (Box::new(EmulatedRoot { host: host.clone() }), Some(host))
-        }
+    let root: Box<dyn SysfsRoot> = match sysfs {
+        Some(dir) => Box::new(DirRoot::new(dir)),
+        None => Box::new(EmulatedRoot {
+            host: store.load()?,
+        }),
     };
     let seen = observe(root.as_ref()).map_err(observe_err)?;
     let errors: Vec<String> = check_config(&w, &seen)
@@ -120,9 +101,7 @@ pub fn plan(store: Store, config: &Path, sysfs: Option<&Path>) -> Result<String,
     for s in &steps {
         let _ = writeln!(out, "{}", s.shell(&place));
     }
-    if let Some(host) = host {
-        out.push_str(&predicted_views(&host, &w));
-    }
+    out.push_str(&predicted_views(&seen, &w));
     Ok(out)
 }
 

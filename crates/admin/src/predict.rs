@@ -1,0 +1,86 @@
+//! What each configured guest will see once its mdev is in place and the
+//! guest starts, on any host: the observed host is rebuilt in the model
+//! (cards, domains, masks, mdevs), the configuration is applied to it, and
+//! each guest is started there.
+
+use std::collections::BTreeMap;
+
+use apmatrix_model::topology::{parse_card_type, BootParameters, Card, CardMode};
+use apmatrix_model::{AdapterId, CpuModel, Host, MaskKind, MatrixAxis, Topology, SEED};
+
+use crate::{Observed, Wanted};
+
+/// The host as the model, from what sysfs shows. Card types come from the
+/// cards' `type` attribute (zcrypt's), else from `hwtype` as a coprocessor.
+pub fn model_of(seen: &Observed) -> Host {
+    let mut cards = BTreeMap::new();
+    for (id, c) in &seen.cards {
+        let mode = parse_card_type(&c.type_name)
+            .map(|(_, m)| m)
+            .unwrap_or(CardMode::CcaCoproc);
+        let id = AdapterId(*id);
+        cards.insert(
+            id,
+            Card {
+                id,
+                hwtype: c.hwtype,
+                mode,
+                functions: mode.default_functions(),
+                depth: 8,
+                online: true,
+                config: true,
+                chkstop: false,
+            },
+        );
+    }
+    let topology = Topology {
+        name: "observed".into(),
+        apxa: seen.max_adapter_id > 63 || seen.max_domain_id > 15,
+        qci_max_adapter_id: seen.max_adapter_id,
+        qci_max_domain_id: seen.max_domain_id,
+        usage_domains: seen.usage_domains,
+        control_domains: seen.control_domains,
+        cards,
+        boot: BootParameters::default(),
+    };
+    let mut host = Host::new(topology, &SEED);
+    // Clear bits first, so that no step takes an assigned APQN back.
+    let _ = host.set_mask(MaskKind::Apmask, seen.apmask);
+    let _ = host.set_mask(MaskKind::Aqmask, seen.aqmask);
+    for (uuid, m) in &seen.mdevs {
+        let _ = host.create_mdev(*uuid);
+        for (axis, mask) in [
+            (MatrixAxis::Adapter, m.adapters),
+            (MatrixAxis::Domain, m.domains),
+            (MatrixAxis::ControlDomain, m.control_domains),
+        ] {
+            for id in mask.iter() {
+                let _ = host.assign(uuid, axis, id as u64);
+            }
+        }
+    }
+    host
+}
+
+/// Each configured guest and its `lszcrypt` once started, in file order;
+/// `None` for the whole when the configuration does not apply.
+pub fn guest_views(seen: &Observed, wanted: &Wanted) -> Option<Vec<(String, String)>> {
+    let mut root = crate::EmulatedRoot {
+        host: model_of(seen),
+    };
+    crate::apply(&mut root, wanted, false).ok()?;
+    let mut out = Vec::new();
+    for m in &wanted.mdevs {
+        let Some(guest) = &m.guest else { continue };
+        let mut host = root.host.clone();
+        if host
+            .start_guest(guest, Some(m.uuid), CpuModel::default())
+            .is_ok()
+        {
+            if let Ok(view) = host.guest_view(guest) {
+                out.push((guest.clone(), view.lszcrypt()));
+            }
+        }
+    }
+    Some(out)
+}
