@@ -508,3 +508,53 @@ fn guest_views_are_predicted_from_what_sysfs_shows() {
         views[1].1
     );
 }
+
+#[test]
+fn persistent_checks_match_ap_checks() {
+    let etc = tempfile::tempdir().unwrap();
+    let text = SEED_GUESTS.replace("guest = \"Guest2\"", "guest = \"Guest2\"\nautostart = true");
+    let w = wanted(&text);
+    let g2 = &w.mdevs[1];
+    let seen = observe(&EmulatedRoot {
+        host: Host::seed_example(),
+    })
+    .unwrap();
+    let active = (seen.apmask, seen.aqmask);
+    // no rule: the active masks (all host's) apply, as in ap-check
+    let p = persistent::check_persistent(&w, etc.path(), active);
+    assert_eq!(p.len(), 1, "{p:?}");
+    assert!(p[0].message.contains("APQN 5.71 5.255 is not defined for vfio_ap-passthrough use by the persistent ap bus mask settings"), "{}", p[0]);
+    // a rule that frees adapters 5 and 6, and another autostart mdev on 05.0047
+    std::fs::create_dir_all(etc.path().join("udev/rules.d")).unwrap();
+    let (ap, aq) = target_masks(&w, &seen);
+    std::fs::write(
+        etc.path().join("udev/rules.d/41-ap.rules"),
+        export::udev_rule(ap, aq),
+    )
+    .unwrap();
+    assert_eq!(
+        persistent::rule_masks(&export::udev_rule(ap, aq)),
+        (Some(ap), Some(aq))
+    );
+    std::fs::create_dir_all(etc.path().join("mdevctl.d/matrix")).unwrap();
+    let other = Uuid::from_u128(9);
+    std::fs::write(
+        etc.path().join(format!("mdevctl.d/matrix/{other}")),
+        r#"{"mdev_type":"vfio_ap-passthrough","start":"auto","attrs":[{"assign_adapter":"5"},{"assign_domain":"0x47"}]}"#,
+    )
+    .unwrap();
+    // its own stored config is not a clash
+    std::fs::write(
+        etc.path().join(format!("mdevctl.d/matrix/{}", g2.uuid)),
+        export::mdevctl_json(g2),
+    )
+    .unwrap();
+    let p = persistent::check_persistent(&w, etc.path(), active);
+    assert_eq!(p.len(), 1, "{p:?}");
+    assert!(
+        p[0].message
+            .contains(&format!("APQN 5.71 is defined for autostart by {other}")),
+        "{}",
+        p[0]
+    );
+}

@@ -36,7 +36,12 @@ fn predicted_views(seen: &apmatrix_admin::Observed, w: &Wanted) -> String {
     out
 }
 
-pub fn check(store: Store, config: &Path, sysfs: Option<&Path>) -> Result<String, CliError> {
+pub fn check(
+    store: Store,
+    config: &Path,
+    sysfs: Option<&Path>,
+    etc: Option<&Path>,
+) -> Result<String, CliError> {
     let w = wanted(config)?;
     let seen = match sysfs {
         Some(dir) => observe(&DirRoot::new(dir)),
@@ -45,7 +50,17 @@ pub fn check(store: Store, config: &Path, sysfs: Option<&Path>) -> Result<String
         }),
     }
     .map_err(observe_err)?;
-    let problems = check_config(&w, &seen);
+    let mut problems = check_config(&w, &seen);
+    let real_sys =
+        sysfs.and_then(|d| fs::canonicalize(d).ok()).as_deref() == Some(Path::new("/sys"));
+    if let Some(etc) = etc.or(real_sys.then_some(Path::new("/etc"))) {
+        problems.extend(apmatrix_admin::persistent::check_persistent(
+            &w,
+            etc,
+            (seen.apmask, seen.aqmask),
+        ));
+        problems.sort_by_key(|p| p.severity);
+    }
     let errors = problems
         .iter()
         .filter(|p| p.severity == Severity::Error)

@@ -112,6 +112,10 @@ enum Command {
         /// Work on this sysfs root (/sys, or a mounted emulator) instead of the emulated host
         #[arg(long, value_name = "DIR")]
         sysfs: Option<PathBuf>,
+        /// Also check autostart mdevs against the persistent side, as ap-check does:
+        /// DIR/mdevctl.d/matrix and DIR/udev/rules.d/41-ap.rules [default with --sysfs /sys: /etc]
+        #[arg(long, value_name = "DIR")]
+        etc: Option<PathBuf>,
     },
     /// Print the ordered sysfs writes that take the host to the configuration, as shell commands
     Plan {
@@ -321,7 +325,9 @@ fn run(cli: &Cli, matches: &ArgMatches, style: &Style) -> Result<String> {
     match &cli.command {
         Command::Demo => Ok(demo::run(style)),
         Command::Mount { dir } => serve::mount(store(), dir),
-        Command::Check { config, sysfs } => configure::check(store(), config, sysfs.as_deref()),
+        Command::Check { config, sysfs, etc } => {
+            configure::check(store(), config, sysfs.as_deref(), etc.as_deref())
+        }
         Command::Plan { config, sysfs } => configure::plan(store(), config, sysfs.as_deref()),
         Command::Apply {
             config,
