@@ -37,8 +37,8 @@ pub fn mdevctl_json(m: &WantedMdev) -> String {
     serde_json::to_string_pretty(&value).expect("JSON") + "\n"
 }
 
-/// Reads an mdevctl config back: the assignments it replays (unassign and
-/// `ap_config` attrs are applied in order too, as mdevctl would).
+/// Reads an mdevctl config back: the assignments it replays, in order
+/// (`unassign_*` take ids away; `ap_config` sets the whole matrix).
 pub fn from_mdevctl_json(uuid: Uuid, text: &str) -> Result<WantedMdev, ConfigError> {
     let bad = |why: String| ConfigError(format!("mdevctl config {uuid}: {why}"));
     let v: Value = serde_json::from_str(text).map_err(|e| bad(e.to_string()))?;
@@ -56,12 +56,32 @@ pub fn from_mdevctl_json(uuid: Uuid, text: &str) -> Result<WantedMdev, ConfigErr
         autostart: v["start"].as_str() == Some("auto"),
     };
     for attr in v["attrs"].as_array().map(Vec::as_slice).unwrap_or_default() {
-        let Some((name, value)) = attr.as_object().and_then(|o| o.iter().next()) else {
+        let Some((name, value)) = attr
+            .as_object()
+            .filter(|o| o.len() == 1)
+            .and_then(|o| o.iter().next())
+        else {
             return Err(bad(format!("attribute {attr} is not a one-key object")));
         };
         let value = value
             .as_str()
             .ok_or_else(|| bad(format!("{name}: the value must be a string")))?;
+        if name == "ap_config" {
+            // The whole matrix at once: "<apm>,<aqm>,<adm>" (kernel.md §6).
+            let masks: Vec<Mask256> = value
+                .trim_end_matches('\n')
+                .split(',')
+                .map(|t| apmatrix_model::parse::parse_absolute_mask(t.as_bytes()))
+                .collect::<Result<_, _>>()
+                .map_err(|e| bad(format!("ap_config {value:?}: {e}")))?;
+            let [apm, aqm, adm] = masks[..] else {
+                return Err(bad(format!(
+                    "ap_config {value:?}: expected three masks: adapters,domains,control domains"
+                )));
+            };
+            (m.adapters, m.domains, m.control_domains) = (apm, aqm, adm);
+            continue;
+        }
         let id = apmatrix_model::parse::parse_kstrtoul(value.as_bytes())
             .ok()
             .and_then(|v| u8::try_from(v).ok())

@@ -332,7 +332,22 @@ fn mdevctl_json_round_trips_in_write_order() {
     assert!(m.autostart);
     assert_eq!(m.adapters.to_list(), "5");
     assert_eq!(m.domains.to_list(), "171");
+    let ap_config = format!(
+        r#"{{"mdev_type":"vfio_ap-passthrough","attrs":[{{"assign_adapter":"9"}},{{"ap_config":"0x04{z},0x0008{z},0x0008{z}"}}]}}"#,
+        z = "0".repeat(60)
+    );
+    let m = export::from_mdevctl_json(g1.uuid, &ap_config).unwrap();
+    assert_eq!(
+        (
+            m.adapters.to_list(),
+            m.domains.to_list(),
+            m.control_domains.to_list()
+        ),
+        ("5".to_string(), "12".to_string(), "12".to_string())
+    );
     for bad in [
+        r#"{"mdev_type":"vfio_ap-passthrough","attrs":[{"unassign_adapter":"5","assign_adapter":"5"}]}"#,
+        r#"{"mdev_type":"vfio_ap-passthrough","attrs":[{"ap_config":"0x1,0x2"}]}"#,
         r#"{"mdev_type":"other"}"#,
         r#"{"mdev_type":"vfio_ap-passthrough","attrs":[{"assign_adapter":"256"}]}"#,
         r#"{"mdev_type":"vfio_ap-passthrough","attrs":[{"frobnicate":"1"}]}"#,
