@@ -112,6 +112,17 @@ pub struct WantedMdev {
     pub autostart: bool,
 }
 
+impl WantedMdev {
+    /// The matrix it asks for.
+    pub fn matrix(&self) -> Matrix {
+        Matrix {
+            adapters: self.adapters,
+            domains: self.domains,
+            control_domains: self.control_domains,
+        }
+    }
+}
+
 /// A configuration file that cannot be read, naming the bad value.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 #[error("{0}")]
@@ -583,6 +594,30 @@ fn mdev_attr(uuid: &Uuid, attr: &str) -> String {
     format!("{MATRIX}/{uuid}/{attr}")
 }
 
+/// One `<verb>_<axis>` write per id that `have` has and `other` lacks,
+/// adapters first; each undone by `<undo>_<axis>`.
+fn matrix_steps(uuid: &Uuid, have: &Matrix, other: &Matrix, verb: &str, undo: &str) -> Vec<Step> {
+    let mut steps = Vec::new();
+    for axis in [
+        MatrixAxis::Adapter,
+        MatrixAxis::Domain,
+        MatrixAxis::ControlDomain,
+    ] {
+        for id in have.axis(axis).and_not(&other.axis(axis)).iter() {
+            let word = axis.attr_word();
+            steps.push(Step {
+                path: mdev_attr(uuid, &format!("{verb}_{word}")),
+                value: id_value(axis, id),
+                undo: Some((
+                    mdev_attr(uuid, &format!("{undo}_{word}")),
+                    id_value(axis, id),
+                )),
+            });
+        }
+    }
+    steps
+}
+
 fn mask_step(name: &str, from: Mask256, to: Mask256) -> Step {
     Step {
         path: format!("bus/ap/{name}"),
@@ -598,31 +633,15 @@ fn mask_step(name: &str, from: Mask256, to: Mask256) -> Step {
 /// does not name are left alone. Empty when the host already matches.
 pub fn plan(wanted: &Wanted, seen: &Observed) -> Vec<Step> {
     let mut steps = Vec::new();
-    let axes = [
-        MatrixAxis::Adapter,
-        MatrixAxis::Domain,
-        MatrixAxis::ControlDomain,
-    ];
     for m in &wanted.mdevs {
-        let Some(now) = seen.mdevs.get(&m.uuid) else {
-            continue;
-        };
-        let want = Matrix {
-            adapters: m.adapters,
-            domains: m.domains,
-            control_domains: m.control_domains,
-        };
-        for axis in axes {
-            for id in now.axis(axis).and_not(&want.axis(axis)).iter() {
-                steps.push(Step {
-                    path: mdev_attr(&m.uuid, &format!("unassign_{}", axis.attr_word())),
-                    value: id_value(axis, id),
-                    undo: Some((
-                        mdev_attr(&m.uuid, &format!("assign_{}", axis.attr_word())),
-                        id_value(axis, id),
-                    )),
-                });
-            }
+        if let Some(now) = seen.mdevs.get(&m.uuid) {
+            steps.extend(matrix_steps(
+                &m.uuid,
+                now,
+                &m.matrix(),
+                "unassign",
+                "assign",
+            ));
         }
     }
     let (apmask, aqmask) = target_masks(wanted, seen);
@@ -651,23 +670,13 @@ pub fn plan(wanted: &Wanted, seen: &Observed) -> Vec<Step> {
                 Matrix::default()
             }
         };
-        let want = Matrix {
-            adapters: m.adapters,
-            domains: m.domains,
-            control_domains: m.control_domains,
-        };
-        for axis in axes {
-            for id in want.axis(axis).and_not(&now.axis(axis)).iter() {
-                steps.push(Step {
-                    path: mdev_attr(&m.uuid, &format!("assign_{}", axis.attr_word())),
-                    value: id_value(axis, id),
-                    undo: Some((
-                        mdev_attr(&m.uuid, &format!("unassign_{}", axis.attr_word())),
-                        id_value(axis, id),
-                    )),
-                });
-            }
-        }
+        steps.extend(matrix_steps(
+            &m.uuid,
+            &m.matrix(),
+            &now,
+            "assign",
+            "unassign",
+        ));
     }
     steps
 }

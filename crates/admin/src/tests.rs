@@ -116,13 +116,7 @@ impl<R: SysfsRoot> SysfsRoot for Refusing<R> {
 fn a_refused_step_rolls_back_to_the_exact_previous_state() {
     // Start from a host that already has something, so undo has work of
     // every kind: unassignments, mask bits, creates, assignments.
-    let mut start = Host::seed_example();
-    apply(
-        &mut EmulatedRootRef(&mut start),
-        &wanted(SEED_GUESTS),
-        false,
-    )
-    .unwrap();
+    let start = seed_guests_host();
     // Guest1 loses adapter 5, Guest3 domain 0xff, a new Guest4 gets 06.00ff,
     // and the pools switch from whole adapters to whole domains.
     let changed = SEED_GUESTS
@@ -172,6 +166,13 @@ fn a_refused_step_rolls_back_to_the_exact_previous_state() {
         assert_eq!(root.inner.host, start, "refusing write {refuse_at}");
         assert_eq!(root.inner.host.to_state(), start.to_state());
     }
+}
+
+/// The seed host with the three guests' mdevs applied.
+fn seed_guests_host() -> Host {
+    let mut host = Host::seed_example();
+    apply(&mut EmulatedRootRef(&mut host), &wanted(SEED_GUESTS), false).unwrap();
+    host
 }
 
 /// An emulated root over a borrowed host.
@@ -451,13 +452,7 @@ fn a_refused_step_through_a_mounted_tree_leaves_the_tree_as_it_was() {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
-    let mut start = Host::seed_example();
-    apply(
-        &mut EmulatedRootRef(&mut start),
-        &wanted(SEED_GUESTS),
-        false,
-    )
-    .unwrap();
+    let start = seed_guests_host();
     let _session =
         apmatrix_fuse::spawn(apmatrix_fuse::MemoryBackend::new(start), dir.path()).unwrap();
     let mut before = Vec::new();

@@ -35,6 +35,24 @@ fn ok(out: Output) -> String {
     String::from_utf8(out.stdout).unwrap()
 }
 
+/// `apmatrix mount DIR` in the background, once the tree is there.
+fn serve(host: &Path, dir: &Path) -> std::process::Child {
+    let child = Command::new(BIN)
+        .arg("--host")
+        .arg(host)
+        .arg("mount")
+        .arg(dir)
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !dir.join("bus/ap/apmask").exists() {
+        assert!(Instant::now() < deadline, "the tree did not appear");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    child
+}
+
 #[test]
 fn seed_guests_apply_to_the_default_host_in_one_command() {
     let tmp = tempfile::tempdir().unwrap();
@@ -100,20 +118,7 @@ fn apply_through_sysfs_on_the_mounted_tree_matches_the_emulated_apply() {
     ok(run(&direct, &["host", "init"]));
     let dir = tmp.path().join("sys");
     std::fs::create_dir(&dir).unwrap();
-    let mut child = Command::new(BIN)
-        .args([
-            "--host",
-            served.to_str().unwrap(),
-            "mount",
-            dir.to_str().unwrap(),
-        ])
-        .spawn()
-        .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !dir.join("bus/ap/apmask").exists() {
-        assert!(Instant::now() < deadline);
-        std::thread::sleep(Duration::from_millis(5));
-    }
+    let mut child = serve(&served, &dir);
     let sysfs = dir.to_str().unwrap();
     let planned = ok(run(&served, &["plan", "--sysfs", sysfs, &config()]));
     assert!(planned.starts_with("echo 0xf9"), "{planned}");
@@ -186,21 +191,7 @@ fn mdevctl_defines_and_starts_the_exported_json_and_the_result_is_the_configurat
         ],
     ));
     let sys = root.join("sys");
-    let mut child = Command::new(BIN)
-        .args([
-            "--host",
-            host.to_str().unwrap(),
-            "mount",
-            sys.to_str().unwrap(),
-        ])
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !sys.join("bus/ap/apmask").exists() {
-        assert!(Instant::now() < deadline);
-        std::thread::sleep(Duration::from_millis(5));
-    }
+    let mut child = serve(&host, &sys);
     let mdev = |args: &[&str]| {
         let out = Command::new(&mdevctl)
             .args(args)
