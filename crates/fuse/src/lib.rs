@@ -143,18 +143,32 @@ impl<B: Backend> SysfsFs<B> {
         ino
     }
 
-    /// The current node of an inode; ENOENT once it has vanished.
-    fn node(&mut self, ino: u64) -> Result<Node, i32> {
+    /// Runs `f` on the host, brought up to date once for the request, and
+    /// the current node of an inode (ENOENT once it has vanished); also
+    /// returns the host's generation.
+    fn with_node<R>(
+        &mut self,
+        ino: u64,
+        f: impl FnOnce(&Host, &Node) -> R,
+    ) -> Result<(R, u64), i32> {
         let path = self.paths.get(ino as usize).ok_or(libc::ENOENT)?;
         let (host, generation) = self.backend.host().map_err(|e| errno_of(&e))?;
-        if let Some((g, node)) = &self.nodes[ino as usize] {
-            if *g == generation {
-                return Ok(node.clone());
+        let slot = &mut self.nodes[ino as usize];
+        let node = match slot {
+            Some((g, node)) if *g == generation => node,
+            _ => {
+                &slot
+                    .insert((generation, lookup(host, path).ok_or(libc::ENOENT)?))
+                    .1
             }
-        }
-        let node = lookup(host, path).ok_or(libc::ENOENT)?;
-        self.nodes[ino as usize] = Some((generation, node.clone()));
-        Ok(node)
+        };
+        Ok((f(host, node), generation))
+    }
+
+    /// The current node of an inode; ENOENT once it has vanished.
+    fn node(&mut self, ino: u64) -> Result<Node, i32> {
+        self.with_node(ino, |_, node| node.clone())
+            .map(|(node, _)| node)
     }
 
     fn path(&self, ino: u64) -> String {
@@ -197,22 +211,24 @@ impl<B: Backend> SysfsFs<B> {
 
 impl<B: Backend> Filesystem for SysfsFs<B> {
     fn lookup(&mut self, _req: &Request<'_>, parent: u64, name: &OsStr, reply: ReplyEntry) {
-        let node = match self.node(parent) {
-            Ok(x) => x,
-            Err(e) => return reply.error(e),
-        };
-        let (Node::Dir(dir), Some(name)) = (node, name.to_str()) else {
+        let Some(name) = name.to_str() else {
             return reply.error(libc::ENOENT);
         };
-        let found = match self.backend.host() {
-            Ok((host, _)) => child(host, dir, name),
-            Err(e) => return reply.error(errno_of(&e)),
+        let found = self.with_node(parent, |host, node| match node {
+            Node::Dir(dir) => child(host, *dir, name),
+            _ => None,
+        });
+        let (found, generation) = match found {
+            Ok(x) => x,
+            Err(e) => return reply.error(e),
         };
         let path = self.path(parent);
         match found {
             Some(node) => {
                 let ino = self.ino_of(join(&path, name));
                 reply.entry(&ZERO_TTL, &self.attr(ino, &node), 0);
+                // the GETATTR that usually follows needs no lookup
+                self.nodes[ino as usize] = Some((generation, node));
             }
             None => reply.error(libc::ENOENT),
         }
@@ -264,26 +280,24 @@ impl<B: Backend> Filesystem for SysfsFs<B> {
     }
 
     fn open(&mut self, _req: &Request<'_>, ino: u64, flags: i32, reply: ReplyOpen) {
-        let file = match self.node(ino) {
-            Ok(Node::File(f)) => f,
-            Ok(Node::Dir(_)) => return reply.error(libc::EISDIR),
-            Ok(_) => return reply.error(libc::EINVAL),
-            Err(e) => return reply.error(e),
-        };
         let acc = flags & libc::O_ACCMODE;
         let wants_read = acc == libc::O_RDONLY || acc == libc::O_RDWR;
         let wants_write = acc == libc::O_WRONLY || acc == libc::O_RDWR;
-        // kernfs: no show (store) method, no open for reading (writing)
-        if (wants_read && !file.readable()) || (wants_write && !file.writable()) {
-            return reply.error(libc::EACCES);
-        }
-        let handle = if wants_read {
-            match self.backend.host() {
-                Ok((host, _)) => Handle::Read(apmatrix_sysfs::read(host, &file).into_bytes()),
-                Err(e) => return reply.error(errno_of(&e)),
+        let opened = self.with_node(ino, |host, node| match node {
+            // kernfs: no show (store) method, no open for reading (writing)
+            Node::File(f) if (wants_read && !f.readable()) || (wants_write && !f.writable()) => {
+                Err(libc::EACCES)
             }
-        } else {
-            Handle::Write
+            Node::File(f) if wants_read => {
+                Ok(Handle::Read(apmatrix_sysfs::read(host, f).into_bytes()))
+            }
+            Node::File(_) => Ok(Handle::Write),
+            Node::Dir(_) => Err(libc::EISDIR),
+            Node::Link(_) => Err(libc::EINVAL),
+        });
+        let handle = match opened {
+            Ok((Ok(handle), _)) => handle,
+            Ok((Err(e), _)) | Err(e) => return reply.error(e),
         };
         let fh = self.new_handle(handle);
         reply.opened(fh, fuser::consts::FOPEN_DIRECT_IO);
@@ -351,14 +365,13 @@ impl<B: Backend> Filesystem for SysfsFs<B> {
     }
 
     fn opendir(&mut self, _req: &Request<'_>, ino: u64, _flags: i32, reply: ReplyOpen) {
-        let dir = match self.node(ino) {
-            Ok(Node::Dir(d)) => d,
-            Ok(_) => return reply.error(libc::ENOTDIR),
-            Err(e) => return reply.error(e),
-        };
-        let names = match self.backend.host() {
-            Ok((host, _)) => children(host, dir),
-            Err(e) => return reply.error(errno_of(&e)),
+        let listed = self.with_node(ino, |host, node| match node {
+            Node::Dir(dir) => Ok(children(host, *dir)),
+            _ => Err(libc::ENOTDIR),
+        });
+        let names = match listed {
+            Ok((Ok(names), _)) => names,
+            Ok((Err(e), _)) | Err(e) => return reply.error(e),
         };
         let path = self.path(ino);
         let parent = match path.rsplit_once('/') {
