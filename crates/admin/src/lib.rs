@@ -396,8 +396,13 @@ pub fn target_masks(wanted: &Wanted, seen: &Observed) -> (Mask256, Mask256) {
     }
 }
 
-fn apqn_text(a: Apqn) -> String {
-    a.to_string()
+/// APQNs in the kernel's form, all of them: `05.0004 05.00ab`.
+fn apqn_list(apqns: &[Apqn]) -> String {
+    apqns
+        .iter()
+        .map(Apqn::to_string)
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 /// Every problem of the configuration on this host, errors first.
@@ -464,7 +469,7 @@ pub fn check(wanted: &Wanted, seen: &Observed) -> Vec<Problem> {
                 format!(
                     "mdev {}: APQN {} {} reserved for the host by the masks (apmask bit {} and aqmask bit {} are set) (EADDRNOTAVAIL)",
                     m.label,
-                    host_owned.iter().map(|a| apqn_text(*a)).collect::<Vec<_>>().join(" "),
+                    apqn_list(&host_owned),
                     if host_owned.len() == 1 { "is" } else { "are" },
                     first.adapter.0,
                     first.domain.0
@@ -514,11 +519,7 @@ pub fn check(wanted: &Wanted, seen: &Observed) -> Vec<Problem> {
                 message: format!(
                     "mdev {}: APQN {} already in use by {other} (EADDRINUSE)",
                     m.label,
-                    apqns
-                        .iter()
-                        .map(|a| apqn_text(*a))
-                        .collect::<Vec<_>>()
-                        .join(" ")
+                    apqn_list(&apqns)
                 ),
                 fix: "an APQN belongs to one mdev: assign different adapters or domains".into(),
             });
@@ -535,7 +536,7 @@ pub fn check(wanted: &Wanted, seen: &Observed) -> Vec<Problem> {
                 severity: Severity::Error,
                 message: format!(
                     "the masks would give the host APQN {}, assigned to mdev {uuid} (not in this configuration)",
-                    taken.iter().map(|a| apqn_text(*a)).collect::<Vec<_>>().join(" ")
+                    apqn_list(&taken)
                 ),
                 fix: format!("add mdev {uuid} to the configuration, or keep those bits out of the masks"),
             });

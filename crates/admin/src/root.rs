@@ -51,7 +51,7 @@ impl SysfsRoot for DirRoot {
     fn write(&mut self, path: &str, data: &str) -> Result<(), WriteFailure> {
         let full = self.at(path);
         let fail = |e: io::Error| WriteFailure {
-            errno: e.raw_os_error().unwrap_or(libc_eio()),
+            errno: e.raw_os_error().unwrap_or(EIO),
             message: format!("{}: {e}", full.display()),
         };
         // One write(2) of the whole value, as `echo` does it.
@@ -76,9 +76,8 @@ impl SysfsRoot for DirRoot {
     }
 }
 
-fn libc_eio() -> i32 {
-    5
-}
+/// The errno of a failed write that carries none.
+const EIO: i32 = 5;
 
 /// An emulated host in this process, through the same sysfs view the FUSE
 /// server serves.

@@ -170,35 +170,11 @@ fn a_refused_step_rolls_back_to_the_exact_previous_state() {
 
 /// The seed host with the three guests' mdevs applied.
 fn seed_guests_host() -> Host {
-    let mut host = Host::seed_example();
-    apply(&mut EmulatedRootRef(&mut host), &wanted(SEED_GUESTS), false).unwrap();
-    host
-}
-
-/// An emulated root over a borrowed host.
-struct EmulatedRootRef<'a>(&'a mut Host);
-
-impl SysfsRoot for EmulatedRootRef<'_> {
-    fn read(&self, path: &str) -> std::io::Result<String> {
-        apmatrix_sysfs::read_path(self.0, path)
-            .map_err(|e| std::io::Error::from_raw_os_error(e.errno().code()))
-    }
-    fn write(&mut self, path: &str, data: &str) -> Result<(), WriteFailure> {
-        apmatrix_sysfs::SysfsView { host: self.0 }
-            .write(path, data.as_bytes())
-            .map(drop)
-            .map_err(|e| WriteFailure {
-                errno: e.errno().code(),
-                message: e.to_string(),
-            })
-    }
-    fn list(&self, path: &str) -> std::io::Result<Vec<String>> {
-        apmatrix_sysfs::list_path(self.0, path)
-            .map_err(|e| std::io::Error::from_raw_os_error(e.errno().code()))
-    }
-    fn describe(&self) -> String {
-        "/sys".into()
-    }
+    let mut root = EmulatedRoot {
+        host: Host::seed_example(),
+    };
+    apply(&mut root, &wanted(SEED_GUESTS), false).unwrap();
+    root.host
 }
 
 #[test]
