@@ -3,12 +3,9 @@
 
 use std::path::Path;
 use std::process::{Command, Output};
-use std::time::{Duration, Instant};
 
 mod common;
-use common::fuse_usable;
-
-const BIN: &str = env!("CARGO_BIN_EXE_apmatrix");
+use common::{fuse_usable, Served, BIN};
 
 fn config() -> String {
     format!(
@@ -33,24 +30,6 @@ fn ok(out: Output) -> String {
         String::from_utf8_lossy(&out.stderr)
     );
     String::from_utf8(out.stdout).unwrap()
-}
-
-/// `apmatrix mount DIR` in the background, once the tree is there.
-fn serve(host: &Path, dir: &Path) -> std::process::Child {
-    let child = Command::new(BIN)
-        .arg("--host")
-        .arg(host)
-        .arg("mount")
-        .arg(dir)
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !dir.join("bus/ap/apmask").exists() {
-        assert!(Instant::now() < deadline, "the tree did not appear");
-        std::thread::sleep(Duration::from_millis(5));
-    }
-    child
 }
 
 #[test]
@@ -118,14 +97,13 @@ fn apply_through_sysfs_on_the_mounted_tree_matches_the_emulated_apply() {
     ok(run(&direct, &["host", "init"]));
     let dir = tmp.path().join("sys");
     std::fs::create_dir(&dir).unwrap();
-    let mut child = serve(&served, &dir);
+    let mut served_tree = Served::start(&served, &dir);
     let sysfs = dir.to_str().unwrap();
     let planned = ok(run(&served, &["plan", "--sysfs", sysfs, &config()]));
     assert!(planned.starts_with("echo 0xf9"), "{planned}");
     let applied = ok(run(&served, &["apply", "--sysfs", sysfs, &config()]));
     let again = ok(run(&served, &["apply", "--sysfs", sysfs, &config()]));
-    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
-    assert!(child.wait().unwrap().success());
+    assert!(served_tree.signal(libc::SIGINT).success());
     assert_eq!(applied.lines().count(), 16, "{applied}");
     assert!(again.starts_with("nothing to do"), "{again}");
     ok(run(&direct, &["apply", &config()]));
@@ -191,7 +169,7 @@ fn mdevctl_defines_and_starts_the_exported_json_and_the_result_is_the_configurat
         ],
     ));
     let sys = root.join("sys");
-    let mut child = serve(&host, &sys);
+    let mut served_tree = Served::start(&host, &sys);
     let mdev = |args: &[&str]| {
         let out = Command::new(&mdevctl)
             .args(args)
@@ -237,8 +215,7 @@ fn mdevctl_defines_and_starts_the_exported_json_and_the_result_is_the_configurat
         &host,
         &["plan", "--sysfs", sys.to_str().unwrap(), &config()],
     ));
-    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
-    assert!(child.wait().unwrap().success());
+    assert!(served_tree.signal(libc::SIGINT).success());
     assert!(
         planned.starts_with("# the host already matches the configuration\n\n# Guest1 will see:\n"),
         "{planned}"

@@ -3,65 +3,11 @@
 //! loses no write that returned.
 
 mod common;
-use common::fuse_usable;
+use common::{fuse_usable, is_mounted, Served, BIN};
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
-
-const BIN: &str = env!("CARGO_BIN_EXE_apmatrix");
-
-fn is_mounted(dir: &Path) -> bool {
-    let mounts = std::fs::read_to_string("/proc/self/mounts").unwrap();
-    let dir = dir.to_str().unwrap();
-    mounts.lines().any(|l| l.split(' ').nth(1) == Some(dir))
-}
-
-/// A running `apmatrix mount`; unmounts (lazily if it was killed) on drop.
-struct Served {
-    child: Child,
-    dir: PathBuf,
-}
-
-impl Served {
-    fn start(host: &Path, dir: &Path) -> Served {
-        let child = Command::new(BIN)
-            .args([
-                "--host",
-                host.to_str().unwrap(),
-                "mount",
-                dir.to_str().unwrap(),
-            ])
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while !dir.join("bus/ap/apmask").exists() {
-            assert!(Instant::now() < deadline, "the tree did not appear");
-            std::thread::sleep(Duration::from_millis(5));
-        }
-        Served {
-            child,
-            dir: dir.to_path_buf(),
-        }
-    }
-
-    fn signal(&mut self, sig: i32) -> std::process::ExitStatus {
-        unsafe { libc::kill(self.child.id() as i32, sig) };
-        self.child.wait().unwrap()
-    }
-}
-
-impl Drop for Served {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        if is_mounted(&self.dir) {
-            let c = std::ffi::CString::new(self.dir.to_str().unwrap()).unwrap();
-            unsafe { libc::umount2(c.as_ptr(), libc::MNT_DETACH) };
-        }
-    }
-}
+use std::process::{Command, Stdio};
+use std::time::Duration;
 
 fn cli(host: &Path, args: &[&str]) -> String {
     let out = Command::new(BIN)

@@ -1,6 +1,12 @@
-//! What the FUSE-based integration tests share.
+//! What the FUSE-based integration tests share. Not every test uses every
+//! piece.
+#![allow(dead_code)]
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_apmatrix");
 
 /// Whether FUSE can be used here (root and /dev/fuse). CI has both and sets
 /// APMATRIX_REQUIRE_FUSE=1, so a missing one fails there instead of skipping.
@@ -14,4 +20,57 @@ pub fn fuse_usable() -> bool {
         eprintln!("skipping: the emulated tree needs root and /dev/fuse");
     }
     ok
+}
+
+pub fn is_mounted(dir: &Path) -> bool {
+    let mounts = std::fs::read_to_string("/proc/self/mounts").unwrap();
+    let dir = dir.to_str().unwrap();
+    mounts.lines().any(|l| l.split(' ').nth(1) == Some(dir))
+}
+
+/// A running `apmatrix mount`, started once its tree is there; unmounts
+/// (lazily if it was killed) on drop, so a failed assertion leaves no mount.
+pub struct Served {
+    child: Child,
+    dir: PathBuf,
+}
+
+impl Served {
+    pub fn start(host: &Path, dir: &Path) -> Served {
+        let child = Command::new(BIN)
+            .args([
+                "--host",
+                host.to_str().unwrap(),
+                "mount",
+                dir.to_str().unwrap(),
+            ])
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !dir.join("bus/ap/apmask").exists() {
+            assert!(Instant::now() < deadline, "the tree did not appear");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        Served {
+            child,
+            dir: dir.to_path_buf(),
+        }
+    }
+
+    pub fn signal(&mut self, sig: i32) -> std::process::ExitStatus {
+        unsafe { libc::kill(self.child.id() as i32, sig) };
+        self.child.wait().unwrap()
+    }
+}
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        if is_mounted(&self.dir) {
+            let c = std::ffi::CString::new(self.dir.to_str().unwrap()).unwrap();
+            unsafe { libc::umount2(c.as_ptr(), libc::MNT_DETACH) };
+        }
+    }
 }
