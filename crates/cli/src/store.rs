@@ -685,15 +685,28 @@ mod tests {
         }
     }
 
+    /// A temporary state file holding the seed host.
+    fn seed_store() -> (tempfile::TempDir, Store) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::new(dir.path().join("host.json"));
+        store.init(&Host::seed_example(), false).unwrap();
+        (dir, store)
+    }
+
+    impl Store {
+        /// Another handle on the same file, as another process has it.
+        fn reopen(&self) -> Store {
+            Store::new(self.path.clone())
+        }
+    }
+
     const CREATE: &str = "devices/vfio_ap/matrix/mdev_supported_types/vfio_ap-passthrough/create";
     const U: &str = "669d9b23-fe1b-4ecd-be08-e42dc3f5d3c4";
 
     #[test]
     fn live_writes_are_journaled_and_seen_by_the_cli() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::new(dir.path().join("host.json"));
-        store.init(&Host::seed_example(), false).unwrap();
-        let mut live = Store::new(store.path().to_path_buf()).live().unwrap();
+        let (_dir, store) = seed_store();
+        let mut live = store.reopen().live().unwrap();
         let apmask = "bus/ap/apmask";
         live.write_path(apmask, b"-5,-6\n").unwrap().unwrap();
         let create = CREATE;
@@ -722,10 +735,8 @@ mod tests {
 
     #[test]
     fn unfinished_and_stale_journals_are_not_state() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::new(dir.path().join("host.json"));
-        store.init(&Host::seed_example(), false).unwrap();
-        let mut live = Store::new(store.path().to_path_buf()).live().unwrap();
+        let (_dir, store) = seed_store();
+        let mut live = store.reopen().live().unwrap();
         let apmask = "bus/ap/apmask";
         live.write_path(apmask, b"-5").unwrap().unwrap();
         // a writer killed mid-line: the partial line is not part of the state
@@ -739,7 +750,7 @@ mod tests {
         assert!(!host.apmask().contains(5));
         assert!(host.apmask().contains(6));
         // the next write cuts it off and goes on
-        let mut live = Store::new(store.path().to_path_buf()).live().unwrap();
+        let mut live = store.reopen().live().unwrap();
         live.write_path(apmask, b"-6").unwrap().unwrap();
         let journal = fs::read_to_string(store.journal_path()).unwrap();
         assert!(
@@ -760,7 +771,7 @@ mod tests {
         // a damaged complete line is refused, not skipped
         let mut lines: Vec<&str> = std::str::from_utf8(&old_journal).unwrap().lines().collect();
         lines[1] = "{\"op\":\"no_such_op\"}";
-        let mut live = Store::new(store.path().to_path_buf()).live().unwrap();
+        let mut live = store.reopen().live().unwrap();
         live.write_path(apmask, b"-7").unwrap().unwrap();
         let header = fs::read_to_string(store.journal_path()).unwrap();
         let header = header.lines().next().unwrap();
@@ -771,10 +782,8 @@ mod tests {
 
     #[test]
     fn a_long_journal_is_folded_into_a_snapshot() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::new(dir.path().join("host.json"));
-        store.init(&Host::seed_example(), false).unwrap();
-        let mut live = Store::new(store.path().to_path_buf()).live().unwrap();
+        let (_dir, store) = seed_store();
+        let mut live = store.reopen().live().unwrap();
         live.write_path("bus/ap/apmask", b"-5").unwrap().unwrap();
         live.write_path(CREATE, U.as_bytes()).unwrap().unwrap();
         let mdev = format!("devices/vfio_ap/matrix/{U}");
@@ -807,11 +816,9 @@ mod tests {
 
     #[test]
     fn two_servers_on_one_state_see_each_other() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::new(dir.path().join("host.json"));
-        store.init(&Host::seed_example(), false).unwrap();
-        let mut a = Store::new(store.path().to_path_buf()).live().unwrap();
-        let mut b = Store::new(store.path().to_path_buf()).live().unwrap();
+        let (_dir, store) = seed_store();
+        let mut a = store.reopen().live().unwrap();
+        let mut b = store.reopen().live().unwrap();
         a.write_path("bus/ap/apmask", b"-5").unwrap().unwrap();
         // b has not looked since a's write: its write must apply on top of it
         b.write_path("bus/ap/apmask", b"-6").unwrap().unwrap();
