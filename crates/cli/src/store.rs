@@ -99,15 +99,28 @@ impl Store {
 
     /// Takes the exclusive lock; released when the returned file is dropped.
     fn lock(&self) -> Result<File, StoreError> {
+        let file = self.open_lock_file()?;
+        file.lock().map_err(io_err(&self.lock_path()))?;
+        Ok(file)
+    }
+
+    /// The lock file, created if need be, not locked.
+    fn open_lock_file(&self) -> Result<File, StoreError> {
         let lock_path = self.lock_path();
-        let file = OpenOptions::new()
+        OpenOptions::new()
             .create(true)
             .truncate(false)
             .write(true)
             .open(&lock_path)
-            .map_err(io_err(&lock_path))?;
-        file.lock().map_err(io_err(&lock_path))?;
-        Ok(file)
+            .map_err(io_err(&lock_path))
+    }
+
+    /// The directory holding the state files.
+    fn dir(&self) -> &Path {
+        match self.path.parent() {
+            Some(d) if !d.as_os_str().is_empty() => d,
+            _ => Path::new("."),
+        }
     }
 
     /// Reads the host: the snapshot and its journal. Reading needs no lock:
@@ -181,9 +194,7 @@ impl Store {
     /// Creates the state file; refuses to replace an existing one unless
     /// `force`.
     pub fn init(&self, host: &Host, force: bool) -> Result<(), StoreError> {
-        if let Some(dir) = self.path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            fs::create_dir_all(dir).map_err(io_err(dir))?;
-        }
+        fs::create_dir_all(self.dir()).map_err(io_err(self.dir()))?;
         let _lock = self.lock()?;
         if !force && self.path.exists() {
             return Err(StoreError::Exists {
@@ -213,20 +224,9 @@ impl Store {
     /// Opens the host for a long-running server that applies writes one at
     /// a time and sees what other commands change meanwhile.
     pub fn live(self) -> Result<LiveHost, StoreError> {
-        let lock_path = self.lock_path();
-        let lock = OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&lock_path)
-            .map_err(io_err(&lock_path))?;
+        let lock = self.open_lock_file()?;
         // Watch first, then load: no change can fall between the two.
-        let watch = DirWatch::new(
-            self.path
-                .parent()
-                .filter(|d| !d.as_os_str().is_empty())
-                .unwrap_or(Path::new(".")),
-        );
+        let watch = DirWatch::new(self.dir());
         let loaded = self.load_full()?;
         Ok(LiveHost {
             store: self,
@@ -250,11 +250,7 @@ impl Store {
     fn sweep_temporaries(&self) {
         let prefix = self.tmp_prefix();
         let prefix = prefix.to_string_lossy();
-        let dir = match self.path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            Some(d) => d.to_path_buf(),
-            None => PathBuf::from("."),
-        };
-        let Ok(entries) = fs::read_dir(&dir) else {
+        let Ok(entries) = fs::read_dir(self.dir()) else {
             return;
         };
         for entry in entries.flatten() {
@@ -293,9 +289,7 @@ impl Store {
             f.write_all(text.as_bytes())?;
             f.sync_all()?;
             fs::rename(&tmp, &self.path)?;
-            if let Some(dir) = self.path.parent().filter(|d| !d.as_os_str().is_empty()) {
-                File::open(dir)?.sync_all()?;
-            }
+            File::open(self.dir())?.sync_all()?;
             Ok(())
         };
         write().map_err(|e| {
