@@ -297,25 +297,40 @@ fn main() -> ExitCode {
         let store = Store::new(cli.host.clone().unwrap_or_else(store::default_path));
         return match serve::exec(store, command) {
             Ok(code) => ExitCode::from(code.clamp(0, 255) as u8),
-            Err(e) => {
-                eprintln!("{}: {}", style.error("apmatrix"), e);
-                ExitCode::from(125)
-            }
+            Err(e) => report(&style, &e),
         };
     }
     match run(&cli, &matches, &style) {
-        Ok(text) => {
-            print!("{text}");
-            ExitCode::SUCCESS
-        }
+        Ok(text) => emit(&text).unwrap_or(ExitCode::SUCCESS),
         Err(e) => {
             if let CliError::Partial { done, .. } = &e {
-                print!("{done}");
+                if let Some(code) = emit(done) {
+                    return code;
+                }
             }
-            eprintln!("{}: {}", style.error("apmatrix"), e);
-            ExitCode::FAILURE
+            report(&style, &e)
         }
     }
+}
+
+/// Prints to stdout. A reader that went away (`| head`) ends us quietly
+/// with the status a shell tool killed by SIGPIPE has; `None` when printed.
+fn emit(text: &str) -> Option<ExitCode> {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
+        Ok(()) => None,
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Some(ExitCode::from(141)),
+        Err(_) => Some(ExitCode::FAILURE),
+    }
+}
+
+/// Says why a command failed, on stderr (if anyone is listening), and
+/// gives the README's status for it.
+fn report(style: &Style, e: &CliError) -> ExitCode {
+    use std::io::Write;
+    let _ = writeln!(std::io::stderr(), "{}: {}", style.error("apmatrix"), e);
+    ExitCode::FAILURE
 }
 
 /// Runs a command; returns what it prints on success.
@@ -503,6 +518,7 @@ fn mdev_command(
             let verb = if assign { "assigned" } else { "unassigned" };
             let mut out = String::new();
             let outcome = store.update(|h| {
+                out.clear(); // from a run on a host that moved meanwhile
                 let uuid = resolve_mdev(h, &ids.mdev)?;
                 for (axis, id) in &steps {
                     let effects = if assign {
@@ -681,7 +697,10 @@ fn guest_command(cli: &Cli, cmd: &GuestCommand, store: &Store) -> Result<String>
                 return Ok(view.to_json());
             }
             for note in &view.notes {
-                eprintln!("note: {note}");
+                let _ = std::io::Write::write_fmt(
+                    &mut std::io::stderr(),
+                    format_args!("note: {note}\n"),
+                );
             }
             Ok(view.lszcrypt())
         }

@@ -74,7 +74,7 @@ pub fn mount(store: Store, dir: &Path) -> Result<String, CliError> {
         return Err(fail(format!("{} is not a directory", dir.display())));
     }
     let host_path = store.path().to_path_buf();
-    let live = store.live()?;
+    let (live, serving) = store.live(format!("apmatrix mount at {}", dir.display()))?;
     let signals = block_termination_signals();
     let session = apmatrix_fuse::spawn(live, dir).map_err(|e| mount_error(dir, e))?;
     let mounted_dev = fs::metadata(dir).map(|m| m.dev()).ok();
@@ -99,48 +99,83 @@ pub fn mount(store: Store, dir: &Path) -> Result<String, CliError> {
         }
     }
     drop(session);
+    drop(serving);
     Ok(String::new())
 }
 
 /// `apmatrix exec -- CMD...`: runs CMD in a private mount namespace where
 /// the emulated tree stands at /sys/bus/ap, /sys/devices/ap, ... so that
 /// programs with hard-coded /sys paths use it. Returns CMD's exit status.
+///
+/// Nothing outlives it: CMD is killed if apmatrix dies (PR_SET_PDEATHSIG),
+/// the mounts vanish with the namespace, and the directory the tree is
+/// first mounted on is gone before CMD starts.
 pub fn exec(store: Store, command: &[String]) -> Result<i32, CliError> {
     check_fuse()?;
     let (program, args) = command
         .split_first()
-        .ok_or_else(|| fail("exec needs a command to run"))?;
+        .ok_or_else(|| CliError::Usage("exec needs a command to run".into()))?;
     // Must come first: unshare(CLONE_NEWNS) fails once the process has threads.
     enter_private_mount_namespace()?;
-    let live = store.live()?;
+    let (live, serving) = store.live(format!("apmatrix exec -- {program}"))?;
     let work = tempdir()?;
     let tree = work.join("sys");
-    fs::create_dir(&tree).map_err(|e| fail(format!("{}: {e}", tree.display())))?;
-    let session = apmatrix_fuse::spawn(live, &tree).map_err(|e| mount_error(&tree, e))?;
-    let grafted = graft_all(&tree, &work);
-    let status = match grafted {
-        Ok(()) => {
-            let child = Command::new(program).args(args).spawn();
-            match child {
-                Ok(mut child) => {
-                    // Like a shell: Ctrl-C is for the command, not for us.
-                    ignore_interactive_signals();
-                    child.wait().map_err(|e| fail(format!("{program}: {e}")))
-                }
-                Err(e) => Err(fail(format!("cannot run {program}: {e}"))),
-            }
-        }
-        Err(e) => Err(e),
-    };
-    // The grafts vanish with the namespace; unmount the tree and clean up.
-    drop(session);
+    let setup = (|| {
+        fs::create_dir(&tree).map_err(|e| fail(format!("{}: {e}", tree.display())))?;
+        let session = apmatrix_fuse::spawn(live, &tree).map_err(|e| mount_error(&tree, e))?;
+        graft_all(&tree, &work)?;
+        Ok::<_, CliError>(session)
+    })();
+    // The grafts hold the tree now: its first mount point and the work
+    // directory can go (lazily: the grafts stay), leaving nothing in /tmp.
+    detach(&tree);
     let _ = fs::remove_dir(&tree);
     let _ = fs::remove_dir_all(&work);
+    let session = setup?;
+    let status = spawn_bound_to_us(program, args).and_then(|mut child| {
+        // Like a shell: Ctrl-C is for the command, not for us.
+        ignore_interactive_signals();
+        child.wait().map_err(|e| fail(format!("{program}: {e}")))
+    });
+    drop(session);
+    drop(serving);
     let status = status?;
     Ok(status.code().unwrap_or_else(|| {
         use std::os::unix::process::ExitStatusExt;
         128 + status.signal().unwrap_or(0)
     }))
+}
+
+fn detach(dir: &Path) {
+    let c = cstr(dir);
+    // SAFETY: umount2 with a valid NUL-terminated path; failure is harmless.
+    unsafe { libc::umount2(c.as_ptr(), libc::MNT_DETACH) };
+}
+
+/// Spawns CMD so that it dies with us: were apmatrix killed, CMD would
+/// otherwise go on against a dead tree (ENOTCONN).
+fn spawn_bound_to_us(program: &str, args: &[String]) -> Result<std::process::Child, CliError> {
+    use std::os::unix::process::CommandExt;
+    let parent = std::process::id() as libc::pid_t;
+    let mut command = Command::new(program);
+    command.args(args);
+    // SAFETY: the closure runs in the child between fork and exec and calls
+    // only async-signal-safe functions (prctl, getppid, _exit).
+    unsafe {
+        command.pre_exec(move || {
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0) != 0 {
+                return Err(io::Error::last_os_error());
+            }
+            // We may have died before the prctl: then nobody would kill it.
+            if libc::getppid() != parent {
+                libc::_exit(1);
+            }
+            Ok(())
+        });
+    }
+    command
+        .spawn()
+        .map_err(|e| fail(format!("cannot run {program}: {e}")))
 }
 
 fn ignore_interactive_signals() {

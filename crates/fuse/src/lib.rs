@@ -31,10 +31,15 @@ use fuser::{
 
 /// Where the served host lives.
 pub trait Backend: Send + 'static {
+    /// The host, borrowed for one request (a plain reference, or a guard
+    /// where others share the host).
+    type Host<'a>: std::ops::Deref<Target = Host>
+    where
+        Self: 'a;
     /// The host as it is now, with changes made by others picked up, and a
     /// number that changes whenever the host may have (so the server can
     /// keep what it looked up until then).
-    fn host(&mut self) -> io::Result<(&Host, u64)>;
+    fn host(&mut self) -> io::Result<(Self::Host<'_>, u64)>;
     /// One write(2) to the attribute at `path` (relative to the root, no
     /// links): applied and made durable before the call returns, or refused
     /// with no change.
@@ -57,6 +62,8 @@ impl MemoryBackend {
 }
 
 impl Backend for MemoryBackend {
+    type Host<'a> = &'a Host;
+
     fn host(&mut self) -> io::Result<(&Host, u64)> {
         Ok((&self.host, self.generation))
     }
@@ -158,11 +165,11 @@ impl<B: Backend> SysfsFs<B> {
             Some((g, node)) if *g == generation => node,
             _ => {
                 &slot
-                    .insert((generation, lookup(host, path).ok_or(libc::ENOENT)?))
+                    .insert((generation, lookup(&host, path).ok_or(libc::ENOENT)?))
                     .1
             }
         };
-        Ok((f(host, node), generation))
+        Ok((f(&host, node), generation))
     }
 
     /// The current node of an inode; ENOENT once it has vanished.

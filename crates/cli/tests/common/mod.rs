@@ -58,6 +58,15 @@ impl Served {
         }
     }
 
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Whether the server is still running (not reaped).
+    pub fn running(&mut self) -> bool {
+        self.child.try_wait().unwrap().is_none()
+    }
+
     pub fn signal(&mut self, sig: i32) -> std::process::ExitStatus {
         unsafe { libc::kill(self.child.id() as i32, sig) };
         self.child.wait().unwrap()

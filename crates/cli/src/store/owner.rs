@@ -1,0 +1,343 @@
+//! The server's side: while `apmatrix mount` or `exec` runs, it owns the
+//! host. It holds the exclusive lock for its whole life, keeps the host in
+//! memory, and applies every change itself: write(2)s through the tree (one
+//! journal line each) and CLI commands' changes over `STATE.sock` (a new
+//! snapshot each), one at a time under one mutex. A change is durable and
+//! visible in the tree before it is acknowledged, whichever door it came
+//! through, so no acknowledged change can be lost or overwritten by a stale
+//! copy: there is no other copy.
+
+use std::io::{self, BufReader};
+use std::ops::Deref;
+use std::os::fd::AsRawFd;
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::thread::JoinHandle;
+
+use apmatrix_model::{Host, Written};
+use apmatrix_sysfs::AccessError;
+use rustix::fs::FileType;
+
+use super::protocol::{self, Reply, Request};
+use super::snapshot::{self, Journal, COMPACT_AT};
+use super::{Place, StoreError};
+
+/// The host as the server holds it.
+struct Owned {
+    place: Place,
+    /// The exclusive lock; `None` once the server has stopped.
+    lock: Option<std::fs::File>,
+    host: Host,
+    /// Counts the host's changes: FUSE keeps what it looked up until it
+    /// moves, and a CLI change applies only on the generation it read.
+    generation: u64,
+    tag: Option<String>,
+    journal: Option<Journal>,
+}
+
+type Shared = Arc<Mutex<Owned>>;
+
+fn lock(shared: &Shared) -> io::Result<MutexGuard<'_, Owned>> {
+    // A panic while changing the host may have left it half changed:
+    // serve nothing more rather than something untrue.
+    shared
+        .lock()
+        .map_err(|_| io::Error::other("the server failed earlier; restart it"))
+}
+
+impl Owned {
+    fn stopped(&self) -> bool {
+        self.lock.is_none()
+    }
+
+    /// Takes the files' word for the host again (after a failed append).
+    fn reload(&mut self) -> Result<(), StoreError> {
+        let loaded = snapshot::load(&self.place.dir, &self.place.names)?;
+        self.journal = match loaded.journal {
+            Some(end) => Journal::reopen(&self.place.dir, &self.place.names, end)?,
+            None => None,
+        };
+        self.host = loaded.host;
+        self.tag = loaded.tag;
+        self.generation += 1;
+        Ok(())
+    }
+
+    /// One write(2) through the tree: applied, journaled, then answered.
+    fn write_path(
+        &mut self,
+        path: &str,
+        data: &[u8],
+    ) -> Result<Result<Written, AccessError>, StoreError> {
+        if self.stopped() {
+            return Err(StoreError::Stopped);
+        }
+        match apmatrix_sysfs::write_path(&mut self.host, path, data) {
+            Ok(written) if written.op.is_some() => {
+                self.generation += 1;
+                if let Err(e) = self.make_durable(&written) {
+                    // Not durable: take the change back.
+                    self.reload()?;
+                    return Err(e);
+                }
+                Ok(Ok(written))
+            }
+            other => Ok(other),
+        }
+    }
+
+    fn make_durable(&mut self, written: &Written) -> Result<(), StoreError> {
+        let Some(op) = &written.op else {
+            return Ok(());
+        };
+        let (dir, names) = (&self.place.dir, &self.place.names);
+        match (&mut self.journal, &self.tag) {
+            (Some(journal), _) => journal.append(dir, names, op)?,
+            (None, Some(tag)) => self.journal = Some(Journal::create(dir, names, tag, op)?),
+            // No token to continue: a snapshot with one holds it all.
+            (None, None) => {
+                self.tag = Some(snapshot::save(dir, names, &self.host)?);
+                return Ok(());
+            }
+        }
+        if self.journal.as_ref().is_some_and(|j| j.len() >= COMPACT_AT) {
+            self.tag = Some(snapshot::save(dir, names, &self.host)?);
+            self.journal = None;
+        }
+        Ok(())
+    }
+
+    fn answer(&mut self, request: Request, serving: &str) -> Reply {
+        if self.stopped() {
+            return Reply::Stopped;
+        }
+        match request {
+            Request::Get => Reply::State {
+                generation: self.generation,
+                state: Box::new(self.host.to_state()),
+            },
+            Request::Who => Reply::Server {
+                pid: std::process::id(),
+                serving: serving.to_string(),
+            },
+            Request::Put { base, .. } if base != self.generation => Reply::Moved,
+            Request::Put { state, .. } => {
+                let host = match Host::from_state(*state) {
+                    Ok(host) => host,
+                    Err(e) => {
+                        return Reply::Refused {
+                            reason: format!("the new host state is not valid: {e}"),
+                        }
+                    }
+                };
+                match snapshot::save(&self.place.dir, &self.place.names, &host) {
+                    Ok(tag) => {
+                        self.host = host;
+                        self.tag = Some(tag);
+                        self.journal = None;
+                        self.generation += 1;
+                        Reply::Done {
+                            generation: self.generation,
+                        }
+                    }
+                    Err(e) => Reply::Refused {
+                        reason: format!("saving it failed: {e}"),
+                    },
+                }
+            }
+        }
+    }
+}
+
+/// The host a server serves: what the FUSE file system is given.
+pub struct LiveHost {
+    shared: Shared,
+}
+
+/// The host, borrowed for one FUSE request.
+pub struct HostGuard<'a>(MutexGuard<'a, Owned>);
+
+impl Deref for HostGuard<'_> {
+    type Target = Host;
+    fn deref(&self) -> &Host {
+        &self.0.host
+    }
+}
+
+impl apmatrix_fuse::Backend for LiveHost {
+    type Host<'a> = HostGuard<'a>;
+
+    fn host(&mut self) -> io::Result<(HostGuard<'_>, u64)> {
+        let owned = lock(&self.shared)?;
+        if owned.stopped() {
+            return Err(store_io(StoreError::Stopped));
+        }
+        let generation = owned.generation;
+        Ok((HostGuard(owned), generation))
+    }
+
+    fn write(&mut self, path: &str, data: &[u8]) -> io::Result<Result<Written, AccessError>> {
+        lock(&self.shared)?.write_path(path, data).map_err(store_io)
+    }
+}
+
+#[cfg(test)]
+impl LiveHost {
+    pub fn write_path(
+        &mut self,
+        path: &str,
+        data: &[u8],
+    ) -> Result<Result<Written, AccessError>, StoreError> {
+        lock(&self.shared).unwrap().write_path(path, data)
+    }
+
+    pub fn host(&self) -> Host {
+        lock(&self.shared).unwrap().host.clone()
+    }
+}
+
+/// A store failure inside a file system call: logged, and EIO to the caller.
+fn store_io(e: StoreError) -> io::Error {
+    eprintln!("apmatrix: {e}");
+    match e {
+        StoreError::Io { source, .. } => source,
+        other => io::Error::other(other.to_string()),
+    }
+}
+
+/// The server's door for CLI commands; closing it (on drop) stops the
+/// server: the socket goes, then the lock.
+pub struct Serving {
+    shared: Shared,
+    listener: UnixListener,
+    accepting: Option<JoinHandle<()>>,
+}
+
+/// Starts owning the host: `lock` is the held exclusive lock.
+pub fn start(
+    place: Place,
+    lock_file: std::fs::File,
+    serving: String,
+) -> Result<(LiveHost, Serving), StoreError> {
+    let loaded = snapshot::load(&place.dir, &place.names)?;
+    let journal = match loaded.journal {
+        Some(end) => Journal::reopen(&place.dir, &place.names, end)?,
+        None => None,
+    };
+    // We hold the lock, so a socket there is a dead server's (if ours).
+    if let Some(st) = place.dir.stat(&place.names.socket)? {
+        if FileType::from_raw_mode(st.st_mode) != FileType::Socket || !place.dir.ours(&st) {
+            return Err(StoreError::Untrusted {
+                path: place.dir.path().join(&place.names.socket),
+                why: format!(
+                    "is in the way of the server's socket and is not a dead server's \
+                     (owner uid {}); remove it if you did not make it",
+                    st.st_uid
+                ),
+            });
+        }
+        place.dir.remove(&place.names.socket)?;
+    }
+    let socket_path = place.dir.path().join(&place.names.socket);
+    let socket_io = |source| StoreError::Io {
+        path: socket_path.clone(),
+        source,
+    };
+    let listener =
+        UnixListener::bind(place.dir.socket_path(&place.names.socket)).map_err(socket_io)?;
+    place.dir.make_private(&place.names.socket)?;
+    let owned = Owned {
+        place,
+        lock: Some(lock_file),
+        host: loaded.host,
+        generation: 0,
+        tag: loaded.tag,
+        journal,
+    };
+    let shared = Arc::new(Mutex::new(owned));
+    let accepting = {
+        let listener = listener.try_clone().map_err(socket_io)?;
+        let shared = shared.clone();
+        std::thread::Builder::new()
+            .name("apmatrix-socket".into())
+            .spawn(move || accept_loop(listener, shared, serving))
+            .map_err(socket_io)?
+    };
+    Ok((
+        LiveHost {
+            shared: shared.clone(),
+        },
+        Serving {
+            shared,
+            listener,
+            accepting: Some(accepting),
+        },
+    ))
+}
+
+fn accept_loop(listener: UnixListener, shared: Shared, serving: String) {
+    let serving: Arc<str> = serving.into();
+    for stream in listener.incoming() {
+        let stopped = lock(&shared).map_or(true, |o| o.stopped());
+        match stream {
+            _ if stopped => return,
+            Ok(stream) => {
+                let (shared, serving) = (shared.clone(), serving.clone());
+                let _ = std::thread::Builder::new()
+                    .name("apmatrix-client".into())
+                    .spawn(move || serve_client(stream, &shared, &serving));
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) if e.kind() == io::ErrorKind::ConnectionAborted => {}
+            Err(_) => return,
+        }
+    }
+}
+
+/// Answers one command's requests until it hangs up.
+fn serve_client(mut stream: UnixStream, shared: &Shared, serving: &str) {
+    let euid = rustix::process::geteuid().as_raw();
+    let allowed = protocol::peer_uid(&stream).is_ok_and(|uid| uid == 0 || uid == euid);
+    let _ = stream.set_read_timeout(Some(protocol::PATIENCE));
+    let _ = stream.set_write_timeout(Some(protocol::PATIENCE));
+    let Ok(reading) = stream.try_clone() else {
+        return;
+    };
+    let mut reader = BufReader::new(reading);
+    while let Ok(Some(request)) = protocol::read_message::<Request>(&mut reader) {
+        let reply = if !allowed {
+            Reply::Refused {
+                reason: "only root and the host's owner may use this host".into(),
+            }
+        } else {
+            match lock(shared) {
+                Ok(mut owned) => owned.answer(request, serving),
+                Err(e) => Reply::Refused {
+                    reason: e.to_string(),
+                },
+            }
+        };
+        if protocol::write_message(&mut stream, &reply).is_err() || !allowed {
+            return;
+        }
+    }
+}
+
+impl Drop for Serving {
+    fn drop(&mut self) {
+        // No new commands: the name goes first, so they wait for the lock.
+        if let Ok(owned) = lock(&self.shared) {
+            let _ = owned.place.dir.remove(&owned.place.names.socket);
+        }
+        // Wake the accept loop and let it see that we stopped.
+        if let Ok(mut owned) = lock(&self.shared) {
+            owned.lock = None;
+        }
+        // SAFETY: shutdown(2) on a descriptor this listener owns and keeps
+        // open until it is dropped; it only wakes a blocked accept(2).
+        unsafe { libc::shutdown(self.listener.as_raw_fd(), libc::SHUT_RDWR) };
+        if let Some(thread) = self.accepting.take() {
+            let _ = thread.join();
+        }
+    }
+}
