@@ -46,6 +46,17 @@ pub fn from_mdevctl_json(uuid: Uuid, text: &str) -> Result<WantedMdev, ConfigErr
     if ty != MDEV_TYPE {
         return Err(bad(format!("mdev_type {ty:?} is not {MDEV_TYPE}")));
     }
+    // mdevctl knows two start modes; anything else is not its file.
+    let autostart = match &v["start"] {
+        Value::String(s) if s == "auto" => true,
+        Value::String(s) if s == "manual" => false,
+        Value::Null => false,
+        other => {
+            return Err(bad(format!(
+                "start {other} is neither \"auto\" nor \"manual\", mdevctl's two start modes"
+            )))
+        }
+    };
     let mut m = WantedMdev {
         uuid,
         label: uuid.to_string(),
@@ -53,7 +64,7 @@ pub fn from_mdevctl_json(uuid: Uuid, text: &str) -> Result<WantedMdev, ConfigErr
         domains: Mask256::EMPTY,
         control_domains: Mask256::EMPTY,
         guest: None,
-        autostart: v["start"].as_str() == Some("auto"),
+        autostart,
     };
     for attr in v["attrs"].as_array().map(Vec::as_slice).unwrap_or_default() {
         let Some((name, value)) = attr

@@ -8,6 +8,7 @@
 //! the result back, and on any refusal undoes what it did.
 
 pub mod export;
+pub mod files;
 pub mod persistent;
 pub mod predict;
 pub mod root;

@@ -47,8 +47,16 @@ pub fn check_persistent(wanted: &Wanted, etc: &Path, active: (Mask256, Mask256))
             let Ok(uuid) = Uuid::try_parse(&e.file_name().to_string_lossy()) else {
                 continue;
             };
-            let Ok(text) = fs::read_to_string(e.path()) else {
-                continue;
+            let text = match crate::files::read_text(&e.path(), crate::files::TEXT_LIMIT) {
+                Ok(text) => text,
+                Err(err) => {
+                    out.push(Problem {
+                        severity: Severity::Warning,
+                        message: format!("{}: {err}", e.path().display()),
+                        fix: "repair or remove that mdevctl config".into(),
+                    });
+                    continue;
+                }
             };
             match from_mdevctl_json(uuid, &text) {
                 Ok(m) if m.autostart => stored.push((uuid, m.adapters, m.domains)),
@@ -61,7 +69,19 @@ pub fn check_persistent(wanted: &Wanted, etc: &Path, active: (Mask256, Mask256))
             }
         }
     }
-    let rules = fs::read_to_string(etc.join("udev/rules.d/41-ap.rules")).unwrap_or_default();
+    let rules_path = etc.join("udev/rules.d/41-ap.rules");
+    let rules = match crate::files::read_text(&rules_path, crate::files::TEXT_LIMIT) {
+        Ok(text) => text,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
+        Err(e) => {
+            out.push(Problem {
+                severity: Severity::Warning,
+                message: format!("{}: {e}", rules_path.display()),
+                fix: "repair or remove that rule file".into(),
+            });
+            String::new()
+        }
+    };
     let (ap, aq) = rule_masks(&rules);
     let (apmask, aqmask) = (ap.unwrap_or(active.0), aq.unwrap_or(active.1));
     for m in wanted.mdevs.iter().filter(|m| m.autostart) {

@@ -43,9 +43,12 @@ impl DirRoot {
     }
 }
 
+/// The most apmatrix reads of one sysfs attribute.
+const SYSFS_LIMIT: u64 = 16 << 20;
+
 impl SysfsRoot for DirRoot {
     fn read(&self, path: &str) -> io::Result<String> {
-        fs::read_to_string(self.at(path))
+        crate::files::read_text(&self.at(path), SYSFS_LIMIT)
     }
 
     fn write(&mut self, path: &str, data: &str) -> Result<(), WriteFailure> {

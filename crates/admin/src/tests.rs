@@ -331,6 +331,16 @@ fn mdevctl_json_round_trips_in_write_order() {
     ] {
         assert!(export::from_mdevctl_json(g1.uuid, bad).is_err(), "{bad}");
     }
+    let err = export::from_mdevctl_json(
+        g1.uuid,
+        r#"{"mdev_type":"vfio_ap-passthrough","start":"sometimes","attrs":[]}"#,
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        err.contains(r#"start "sometimes" is neither "auto" nor "manual""#),
+        "{err}"
+    );
 }
 
 #[test]

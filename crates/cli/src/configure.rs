@@ -14,10 +14,15 @@ use crate::store::Store;
 use crate::CliError;
 
 fn wanted(path: &Path) -> Result<Wanted, CliError> {
-    let text = fs::read_to_string(path)
-        .map_err(|e| CliError::Usage(format!("{}: {e}", path.display())))?;
+    let text = read_text(path)?;
     Config::from_toml(&text)
         .and_then(|c| c.resolve())
+        .map_err(|e| CliError::Usage(format!("{}: {e}", path.display())))
+}
+
+/// A file the user named: regular, bounded, UTF-8.
+pub fn read_text(path: &Path) -> Result<String, CliError> {
+    apmatrix_admin::files::read_text(path, apmatrix_admin::files::TEXT_LIMIT)
         .map_err(|e| CliError::Usage(format!("{}: {e}", path.display())))
 }
 
@@ -180,7 +185,7 @@ impl ApConfigLock {
                 }
                 Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
                     // A holder that died leaves its PID behind.
-                    let pid: Option<i32> = fs::read_to_string(&path)
+                    let pid: Option<i32> = apmatrix_admin::files::read_text(&path, 64)
                         .ok()
                         .and_then(|t| t.trim().parse().ok());
                     if pid.is_some_and(|p| !Path::new(&format!("/proc/{p}")).exists()) {
@@ -299,8 +304,7 @@ pub fn import(dir: &Path) -> Result<String, CliError> {
             continue;
         };
         let path = dir.join(&name);
-        let text = fs::read_to_string(&path)
-            .map_err(|e| CliError::Usage(format!("{}: {e}", path.display())))?;
+        let text = read_text(&path)?;
         let m = ex::from_mdevctl_json(uuid, &text).map_err(|e| CliError::Usage(e.to_string()))?;
         let _ = write!(
             out,

@@ -365,8 +365,7 @@ fn run(cli: &Cli, matches: &ArgMatches, style: &Style) -> Result<String> {
             let topology = match from {
                 None => Topology::seed_example(),
                 Some(path) => {
-                    let text = std::fs::read_to_string(path)
-                        .map_err(|e| CliError::Usage(format!("{}: {e}", path.display())))?;
+                    let text = configure::read_text(path)?;
                     Topology::from_toml(&text)
                         .map_err(|e| CliError::Usage(format!("{}: {e}", path.display())))?
                 }

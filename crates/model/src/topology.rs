@@ -354,7 +354,7 @@ pub struct TopologyError(pub String);
 // ---------------------------------------------------------------------------
 
 /// A set of ids as people write them: `5`, `"4-6,0x47"`, or `[4, "0x47"]`.
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug, Serialize)]
 #[serde(untagged)]
 enum IdSetRepr {
     One(u64),
@@ -362,11 +362,74 @@ enum IdSetRepr {
     List(Vec<IdItemRepr>),
 }
 
-#[derive(Clone, Debug, Serialize, Deserialize)]
+/// One id: `5` or `"0x05"`.
+#[derive(Clone, Debug, Serialize)]
 #[serde(untagged)]
 enum IdItemRepr {
     Number(u64),
     Text(String),
+}
+
+/// Reads ids by hand so that a bad one is named with the rule it breaks
+/// (serde's untagged enums only say "did not match any variant").
+struct IdsVisitor;
+
+impl<'de> serde::de::Visitor<'de> for IdsVisitor {
+    type Value = IdSetRepr;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str(
+            "ids: a whole number 0-255 (5), a string (\"0x47\", \"4-6,0xab\") or a list of them",
+        )
+    }
+
+    fn visit_u64<E: serde::de::Error>(self, n: u64) -> Result<IdSetRepr, E> {
+        Ok(IdSetRepr::One(n))
+    }
+
+    fn visit_i64<E: serde::de::Error>(self, n: i64) -> Result<IdSetRepr, E> {
+        u64::try_from(n).map(IdSetRepr::One).map_err(|_| {
+            E::custom(format!(
+                "{n} is not an id: ids are whole numbers from 0 to 255"
+            ))
+        })
+    }
+
+    fn visit_f64<E: serde::de::Error>(self, x: f64) -> Result<IdSetRepr, E> {
+        Err(E::custom(format!(
+            "{x:?} is not an id: ids are whole numbers from 0 to 255 (write 5, not 5.0)"
+        )))
+    }
+
+    fn visit_str<E: serde::de::Error>(self, s: &str) -> Result<IdSetRepr, E> {
+        Ok(IdSetRepr::Text(s.to_string()))
+    }
+
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<IdSetRepr, A::Error> {
+        let mut items = Vec::new();
+        while let Some(item) = seq.next_element::<IdItemRepr>()? {
+            items.push(item);
+        }
+        Ok(IdSetRepr::List(items))
+    }
+}
+
+impl<'de> Deserialize<'de> for IdSetRepr {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_any(IdsVisitor)
+    }
+}
+
+impl<'de> Deserialize<'de> for IdItemRepr {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        match d.deserialize_any(IdsVisitor)? {
+            IdSetRepr::One(n) => Ok(IdItemRepr::Number(n)),
+            IdSetRepr::Text(t) => Ok(IdItemRepr::Text(t)),
+            IdSetRepr::List(_) => Err(serde::de::Error::custom(
+                "a list is not one id: write a number such as 5 or a string such as \"0x05\"",
+            )),
+        }
+    }
 }
 
 impl IdSetRepr {
@@ -507,7 +570,7 @@ impl TryFrom<TopologyFile> for Topology {
                 })?;
             if id > max_a {
                 return err(format!(
-                    "card {id:02x} is above the host's maximum adapter number {max_a}{limits}"
+                    "card {id:02x} (adapter {id}) is above the host's maximum adapter number {max_a}{limits}"
                 ));
             }
             let (hwtype, mode) = parse_card_type(&c.card_type)
@@ -648,7 +711,7 @@ mod tests {
     #[test]
     fn validation_names_the_bad_value() {
         let cases = [
-            ("usage_domains = \"1\"\napxa = false\n[[card]]\nid = 64\ntype = \"CEX5C\"\n", "card 40 is above the host's maximum adapter number 63 (without APXA"),
+            ("usage_domains = \"1\"\napxa = false\n[[card]]\nid = 64\ntype = \"CEX5C\"\n", "card 40 (adapter 64) is above the host's maximum adapter number 63 (without APXA"),
             ("usage_domains = \"16\"\napxa = false\n", "usage domain 16 (0x10) is above the host's maximum domain number 15"),
             ("usage_domains = \"1\"\n[[card]]\nid = 1\ntype = \"CEX9C\"\n", "card 01: \"CEX9C\" is not a card type"),
             ("usage_domains = \"1\"\n[[card]]\nid = 1\ntype = \"CEX5C\"\n[[card]]\nid = \"0x01\"\ntype = \"CEX5A\"\n", "card 01 is described twice"),
@@ -656,6 +719,11 @@ mod tests {
             ("usage_domains = \"1\"\nmax_domain_id = 300\n", "max_domain_id = 300"),
             ("usage_domains = \"1\"\nbogus = 1\n", "unknown field `bogus`"),
             ("usage_domains = \"1\"\n[[card]]\nid = 1\ntype = \"CEX5C\"\nfunctions = \"zz\"\n", "functions = \"zz\""),
+            ("usage_domains = \"1\"\n[[card]]\nid = -1\ntype = \"CEX5C\"\n", "-1 is not an id: ids are whole numbers from 0 to 255"),
+            ("usage_domains = \"1\"\n[[card]]\nid = 5.0\ntype = \"CEX5C\"\n", "5.0 is not an id: ids are whole numbers from 0 to 255 (write 5, not 5.0)"),
+            ("usage_domains = [4, -2]\n", "-2 is not an id"),
+            ("usage_domains = true\n", "expected ids: a whole number 0-255"),
+            ("usage_domains = \"1\"\n[[card]]\nid = [1, 2]\ntype = \"CEX5C\"\n", "a list is not one id"),
         ];
         for (text, expect) in cases {
             let err = Topology::from_toml(text).unwrap_err().to_string();
