@@ -78,11 +78,11 @@ pub fn mount(store: Store, dir: &Path) -> Result<String, CliError> {
     let signals = block_termination_signals();
     let session = apmatrix_fuse::spawn(live, dir).map_err(|e| mount_error(dir, e))?;
     let mounted_dev = fs::metadata(dir).map(|m| m.dev()).ok();
-    eprintln!(
+    crate::style::say(format_args!(
         "apmatrix: serving {} at {} (Ctrl-C to unmount)",
         host_path.display(),
         dir.display()
-    );
+    ));
     let timeout = libc::timespec {
         tv_sec: 1,
         tv_nsec: 0,
@@ -94,7 +94,7 @@ pub fn mount(store: Store, dir: &Path) -> Result<String, CliError> {
         }
         // Unmounted from outside (umount DIR): nothing left to serve.
         if fs::metadata(dir).map(|m| m.dev()).ok() != mounted_dev {
-            eprintln!("apmatrix: {} was unmounted", dir.display());
+            crate::style::say(format_args!("apmatrix: {} was unmounted", dir.display()));
             break;
         }
     }

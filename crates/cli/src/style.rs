@@ -72,3 +72,10 @@ impl Style {
         self.paint(&code, label)
     }
 }
+
+/// A line on stderr, if anyone is listening: a closed stderr must not
+/// end a server mid-request (eprintln! would panic).
+pub fn say(line: std::fmt::Arguments) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stderr(), "{line}");
+}

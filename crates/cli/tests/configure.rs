@@ -5,7 +5,7 @@ use std::path::Path;
 use std::process::{Command, Output};
 
 mod common;
-use common::{fuse_usable, Served, BIN};
+use common::{fuse_usable, Served};
 
 fn config() -> String {
     format!(
@@ -14,14 +14,7 @@ fn config() -> String {
     )
 }
 
-fn run(host: &Path, args: &[&str]) -> Output {
-    Command::new(BIN)
-        .arg("--host")
-        .arg(host)
-        .args(args)
-        .output()
-        .unwrap()
-}
+use common::apmatrix as run;
 
 fn ok(out: Output) -> String {
     assert!(

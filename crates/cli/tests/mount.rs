@@ -3,7 +3,7 @@
 //! loses no write that returned.
 
 mod common;
-use common::{fuse_usable, is_mounted, Served, BIN};
+use common::{fuse_usable, is_mounted, sh, Served, BIN};
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -32,15 +32,6 @@ fn fresh_host() -> (tempfile::TempDir, PathBuf, PathBuf) {
     std::fs::create_dir(&dir).unwrap();
     cli(&host, &["host", "init"]);
     (tmp, host, dir)
-}
-
-fn sh(script: &str) -> std::process::Output {
-    Command::new("bash")
-        .arg("-c")
-        .arg(script)
-        .env("LC_ALL", "C")
-        .output()
-        .unwrap()
 }
 
 #[test]

@@ -3,23 +3,13 @@
 //! server killed at random.
 
 mod common;
-use common::{fuse_usable, is_mounted, Served, BIN};
+use common::{apmatrix as cli, fuse_usable, is_mounted, sh, Served};
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
 
 use apmatrix_model::{Host, HostState, MatrixAxis, Op};
 use uuid::Uuid;
-
-fn cli(host: &Path, args: &[&str]) -> Output {
-    Command::new(BIN)
-        .arg("--host")
-        .arg(host)
-        .args(args)
-        .output()
-        .unwrap()
-}
 
 fn ok(host: &Path, args: &[&str]) -> String {
     let out = cli(host, args);
@@ -48,15 +38,6 @@ fn prepared_host() -> (tempfile::TempDir, PathBuf, PathBuf) {
         ok(&host, &["mdev", "create", "--uuid", m]);
     }
     (tmp, host, dir)
-}
-
-fn sh(script: &str) -> Output {
-    Command::new("bash")
-        .arg("-c")
-        .arg(script)
-        .env("LC_ALL", "C")
-        .output()
-        .unwrap()
 }
 
 /// The reported sequence, verbatim: before, the mount kept showing M1 as

@@ -5,7 +5,7 @@
 //! no file outside the state is touched, and each refusal says why.
 
 mod common;
-use common::{fuse_usable, Served, BIN};
+use common::{apmatrix as root_cli, fuse_usable, Served, BIN};
 
 use std::fs;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
@@ -14,15 +14,6 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 const NOBODY: u32 = 65534;
-
-fn root_cli(host: &Path, args: &[&str]) -> Output {
-    Command::new(BIN)
-        .arg("--host")
-        .arg(host)
-        .args(args)
-        .output()
-        .unwrap()
-}
 
 /// A shell command run as the unprivileged user.
 fn as_nobody(script: &str) -> Output {
@@ -232,6 +223,20 @@ fn a_sticky_shared_directory_keeps_roots_host_from_planted_files() {
             p(".sock")
         ));
         assert!(!out.status.success(), "nobody connected to root's server");
+        // Even through an opened door, the server checks who asks.
+        fs::set_permissions(p(".sock"), fs::Permissions::from_mode(0o666)).unwrap();
+        let out = as_nobody(&format!(
+            "/usr/bin/python3 -c 'import socket; s = socket.socket(socket.AF_UNIX); \
+             s.connect(\"{}\"); s.sendall(b\"{{\\\"request\\\":\\\"get\\\"}}\\n\"); \
+             print(s.recv(65536).decode())'",
+            p(".sock")
+        ));
+        let reply = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            reply.contains("only root and the host's owner") && !reply.contains("apmask"),
+            "{reply} {}",
+            stderr(&out)
+        );
         assert!(root_cli(&host, &["mask", "show"]).status.success());
     }
 

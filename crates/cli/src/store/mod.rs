@@ -301,11 +301,11 @@ impl Place {
             let waited = started.elapsed();
             if waited > Duration::from_secs(2) && !told {
                 told = true;
-                eprintln!(
+                crate::style::say(format_args!(
                     "apmatrix: waiting for {} (held by {})",
                     self.dir.path().join(&self.names.lock).display(),
                     self.holder()
-                );
+                ));
             }
             if waited > LOCK_PATIENCE {
                 return Err(StoreError::LockTimeout {

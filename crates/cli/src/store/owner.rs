@@ -198,7 +198,7 @@ impl LiveHost {
 
 /// A store failure inside a file system call: logged, and EIO to the caller.
 fn store_io(e: StoreError) -> io::Error {
-    eprintln!("apmatrix: {e}");
+    crate::style::say(format_args!("apmatrix: {e}"));
     match e {
         StoreError::Io { source, .. } => source,
         other => io::Error::other(other.to_string()),

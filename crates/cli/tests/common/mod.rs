@@ -8,6 +8,26 @@ use std::time::{Duration, Instant};
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_apmatrix");
 
+/// `apmatrix --host HOST ARGS...`, run to the end.
+pub fn apmatrix(host: &Path, args: &[&str]) -> std::process::Output {
+    Command::new(BIN)
+        .arg("--host")
+        .arg(host)
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+/// A bash script, with bash's messages in English.
+pub fn sh(script: &str) -> std::process::Output {
+    Command::new("bash")
+        .arg("-c")
+        .arg(script)
+        .env("LC_ALL", "C")
+        .output()
+        .unwrap()
+}
+
 /// Whether FUSE can be used here (root and /dev/fuse). CI has both and sets
 /// APMATRIX_REQUIRE_FUSE=1, so a missing one fails there instead of skipping.
 pub fn fuse_usable() -> bool {
