@@ -13,8 +13,8 @@
 //!   (then others can add names but not replace ours);
 //! - every file apmatrix opens there must be a regular file that belongs to
 //!   us (or root) and that others cannot write; the journal and the lock,
-//!   which only apmatrix makes, must also be private (0600) and not linked
-//!   elsewhere;
+//!   which only apmatrix makes, must also have one link only, and are made
+//!   0600 if an older version left them readable;
 //! - new files are made 0600 with `O_EXCL | O_NOFOLLOW`, temporaries under
 //!   random names.
 
@@ -30,13 +30,14 @@ use rustix::fs::{AtFlags, FileType, Mode, OFlags, Stat};
 
 use super::StoreError;
 
-/// Only apmatrix makes these: private, one link, ours.
+/// How much a file must look like apmatrix's own.
 #[derive(Copy, Clone, PartialEq, Eq, Debug)]
 pub enum Strictness {
-    /// The snapshot: ours (or root's), not writable by others. Older
-    /// apmatrix versions made it 0644.
+    /// The snapshot: ours (or root's), not writable by others (it may be
+    /// written by hand, or shipped read-only).
     Shared,
-    /// Journal and lock: ours, mode 0600, one link.
+    /// Journal and lock, which only apmatrix makes: also one link only, and
+    /// made 0600 when opened.
     Private,
 }
 
@@ -179,21 +180,15 @@ impl StateDir {
                 ),
             ));
         }
-        let open_bits = match strict {
-            Strictness::Shared => 0o022,
-            Strictness::Private => 0o077,
-        };
-        if st.st_mode & open_bits != 0 {
+        // Readable by others is no danger to the state (older versions
+        // made the lock and journal 0644; `tighten` makes them 0600).
+        if st.st_mode & 0o022 != 0 {
             return Err(untrusted(
                 &path,
                 format!(
                     "has mode {}: others could have written it; apmatrix makes it {}",
                     mode_text(st.st_mode),
-                    if strict == Strictness::Private {
-                        "0600"
-                    } else {
-                        "0600 (0644 in older versions)"
-                    }
+                    "0600"
                 ),
             ));
         }
@@ -234,6 +229,9 @@ impl StateDir {
         };
         let st = rustix::fs::fstat(&fd).map_err(self.io(name))?;
         self.check(name, &st, strict)?;
+        if strict == Strictness::Private {
+            self.tighten(name, &fd, &st)?;
+        }
         Ok(Some((File::from(fd), st)))
     }
 
@@ -289,6 +287,7 @@ impl StateDir {
             Ok(fd) => {
                 let st = rustix::fs::fstat(&fd).map_err(self.io(name))?;
                 self.check(name, &st, Strictness::Private)?;
+                self.tighten(name, &fd, &st)?;
                 Ok(File::from(fd))
             }
             Err(rustix::io::Errno::LOOP) => {
@@ -310,6 +309,15 @@ impl StateDir {
             },
             Err(e) => Err(self.io(name)(e)),
         }
+    }
+
+    /// Makes a checked private file of ours 0600 if it is not (the umask
+    /// of its maker, or an older apmatrix, may have left it readable).
+    fn tighten(&self, name: &OsStr, fd: &OwnedFd, st: &Stat) -> Result<(), StoreError> {
+        if st.st_mode & 0o7777 != 0o600 && st.st_uid == self.euid {
+            rustix::fs::fchmod(fd, Mode::from_raw_mode(0o600)).map_err(self.io(name))?;
+        }
+        Ok(())
     }
 
     /// A new private file under a random name starting with `prefix`.

@@ -380,6 +380,22 @@ fn planted_lock_journal_and_socket_names_are_refused_not_followed() {
 }
 
 #[test]
+fn an_older_versions_readable_lock_and_journal_are_made_private_and_used() {
+    let (_dir, store) = seed_store();
+    let (mut live, serving) = serve(&store);
+    live.write_path("bus/ap/apmask", b"-5").unwrap().unwrap();
+    drop(serving);
+    for suffix in [".lock", ".journal"] {
+        fs::set_permissions(sibling(&store, suffix), fs::Permissions::from_mode(0o644)).unwrap();
+    }
+    assert!(!store.load().unwrap().apmask().contains(5));
+    for suffix in [".lock", ".journal"] {
+        let mode = fs::metadata(sibling(&store, suffix)).unwrap().mode() & 0o777;
+        assert_eq!(mode, 0o600, "{suffix}: {mode:o}");
+    }
+}
+
+#[test]
 fn the_state_must_be_a_regular_file_and_nothing_is_made_beside_a_directory() {
     let dir = tempfile::tempdir().unwrap();
     let state = dir.path().join("host.json");
