@@ -273,8 +273,7 @@ fn a_directory_others_can_write_is_refused_with_the_fix() {
     let err = stderr(&out);
     assert_eq!(out.status.code(), Some(1));
     assert!(
-        err.contains("other users can write this directory (mode 0777)")
-            && err.contains("chmod go-w"),
+        err.contains("a directory other users can write (mode 0777)") && err.contains("chmod go-w"),
         "{err}"
     );
     assert!(

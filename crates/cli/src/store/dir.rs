@@ -85,7 +85,7 @@ impl StateDir {
             return Err(untrusted(
                 path,
                 format!(
-                    "the directory belongs to uid {}, who could replace the host's files in it; \
+                    "is a directory of uid {}, who could replace the host's files in it; \
                      keep the state in a directory you own (--host or ${})",
                     st.st_uid,
                     super::HOST_ENV
@@ -98,7 +98,7 @@ impl StateDir {
             return Err(untrusted(
                 path,
                 format!(
-                    "other users can write this directory (mode {}) and it is not sticky, so \
+                    "is a directory other users can write (mode {}) without the sticky bit, so \
                      they could replace the host's files; run `chmod go-w {}` or keep the \
                      state in a directory only you can write",
                     mode_text(st.st_mode),

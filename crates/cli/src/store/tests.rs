@@ -312,7 +312,7 @@ fn a_state_directory_others_can_write_is_refused_unless_sticky() {
     let err = store.init(&Host::seed_example(), false).unwrap_err();
     let text = err.to_string();
     assert!(
-        text.contains("other users can write this directory (mode 0777)")
+        text.contains("a directory other users can write (mode 0777)")
             && text.contains("chmod go-w"),
         "{text}"
     );
