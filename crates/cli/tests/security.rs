@@ -22,6 +22,7 @@ fn as_nobody(script: &str) -> Output {
         .arg(script)
         .uid(NOBODY)
         .gid(NOBODY)
+        .current_dir("/")
         .output()
         .unwrap()
 }
@@ -199,7 +200,7 @@ fn a_sticky_shared_directory_keeps_roots_host_from_planted_files() {
     let shown = root_cli(&host, &["mask", "show"]);
     assert!(shown.status.success(), "{}", stderr(&shown));
     if fuse_usable() {
-        let sys = s.outside.join("..").join("sys");
+        let sys = s._tmp.path().join("sys");
         fs::create_dir(&sys).unwrap();
         let out = Command::new(BIN)
             .args([
