@@ -481,34 +481,50 @@ fn a_writer_killed_mid_write_leaves_a_state_that_loads() {
             .spawn()
             .unwrap()
     };
-    // How long one uninterrupted write takes here; kills land within it.
-    let start = std::time::Instant::now();
     assert!(set("-0x40").wait().unwrap().success());
-    let full = start.elapsed().as_micros() as u64 + 1;
-    let mut rng = Lcg(7);
-    let (mut completed, mut interrupted) = (0, 0);
-    for round in 0..40 {
-        let value = if round % 2 == 0 { "+0x40" } else { "-0x40" };
+    let dir = env.state.parent().unwrap().to_path_buf();
+    let temporaries = || {
+        std::fs::read_dir(&dir)
+            .unwrap()
+            .filter_map(|e| e.ok())
+            .any(|e| e.file_name().to_string_lossy().contains(".tmp."))
+    };
+    // Each writer is stopped (SIGSTOP) where it is, then classified while
+    // it cannot move: inside the write (its temporary file is there, the
+    // rename not done) or outside it (before or after). Then it is killed.
+    // Even rounds stop it at once (outside: it is still loading the state),
+    // odd rounds once its temporary file appears (inside).
+    let (mut inside, mut outside) = (0, 0);
+    let mut round = 0;
+    while round < 100 && (inside < 3 || outside < 3 || round < 20) {
+        let before = load(&env.state).aqmask().contains(0x40);
+        let value = if before { "-0x40" } else { "+0x40" };
         let mut child = set(value);
-        std::thread::sleep(std::time::Duration::from_micros(rng.next(full)));
-        let _ = child.kill(); // SIGKILL
+        if round % 2 == 1 {
+            while !temporaries() && child.try_wait().unwrap().is_none() {}
+        }
+        // SAFETY: kill(2) of our own child, not yet reaped.
+        unsafe { libc::kill(child.id() as i32, libc::SIGSTOP) };
+        let was_inside = temporaries();
+        let _ = child.kill(); // SIGKILL, also of a stopped process
         let _ = child.wait();
         let loaded = load(&env.state);
         assert_eq!(loaded.mdev_count(), 2000, "round {round}");
-        if loaded.aqmask().contains(0x40) == (round % 2 == 0) {
-            completed += 1;
+        let after = loaded.aqmask().contains(0x40);
+        if was_inside {
+            inside += 1;
+            assert_eq!(after, before, "round {round}: killed before its rename");
         } else {
-            interrupted += 1;
-            // leave the state as this round wanted it for the next round
-            assert!(set(value).wait().unwrap().success());
+            outside += 1;
         }
+        round += 1;
     }
     assert!(
-        completed > 0 && interrupted > 0,
-        "completed {completed}, interrupted {interrupted}"
+        inside > 0 && outside > 0,
+        "kills inside the write {inside}, outside it {outside}"
     );
     // The next writer sweeps the temporary files killed writers left.
-    assert!(set("+0x41").wait().unwrap().success());
+    assert!(set("-0x41").wait().unwrap().success());
     let leftovers: Vec<_> = std::fs::read_dir(env.state.parent().unwrap())
         .unwrap()
         .filter_map(|e| e.ok())
