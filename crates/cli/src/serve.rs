@@ -35,7 +35,7 @@ fn check_fuse() -> Result<(), CliError> {
              or give the container --device /dev/fuse)",
         ));
     }
-    if unsafe { libc::geteuid() } != 0 {
+    if !rustix::process::geteuid().is_root() {
         return Err(fail(
             "mounting the emulated tree needs root (apmatrix mounts FUSE with mount(2), \
              not fusermount); run it with sudo",
@@ -54,6 +54,8 @@ fn mount_error(dir: &Path, e: io::Error) -> CliError {
 /// Blocks the termination signals in this thread (and the threads it
 /// starts), so that they can be waited for with `sigtimedwait`.
 fn block_termination_signals() -> libc::sigset_t {
+    // SAFETY: a zeroed sigset_t is a valid value to initialise with
+    // sigemptyset; the set lives on our stack for each call that takes it.
     unsafe {
         let mut set: libc::sigset_t = std::mem::zeroed();
         libc::sigemptyset(&mut set);
@@ -88,6 +90,8 @@ pub fn mount(store: Store, dir: &Path) -> Result<String, CliError> {
         tv_nsec: 0,
     };
     loop {
+        // SAFETY: both pointers are to live values of the right types (no
+        // siginfo wanted: null is allowed).
         let sig = unsafe { libc::sigtimedwait(&signals, std::ptr::null_mut(), &timeout) };
         if sig > 0 {
             break;
@@ -179,6 +183,8 @@ fn spawn_bound_to_us(program: &str, args: &[String]) -> Result<std::process::Chi
 }
 
 fn ignore_interactive_signals() {
+    // SAFETY: setting the disposition of two signals to SIG_IGN installs
+    // no handler, so no Rust code runs in signal context.
     unsafe {
         libc::signal(libc::SIGINT, libc::SIG_IGN);
         libc::signal(libc::SIGQUIT, libc::SIG_IGN);
@@ -186,6 +192,7 @@ fn ignore_interactive_signals() {
 }
 
 fn enter_private_mount_namespace() -> Result<(), CliError> {
+    // SAFETY: unshare takes flags only; called before any thread starts.
     let rc = unsafe { libc::unshare(libc::CLONE_NEWNS) };
     if rc != 0 {
         let e = io::Error::last_os_error();
@@ -224,6 +231,8 @@ fn sys_mount(
     let source = source.map(cstr);
     let fstype = fstype.map(|t| CString::new(t).expect("no NUL"));
     let target_c = cstr(target);
+    // SAFETY: every pointer is null (allowed for source, fstype and data)
+    // or to a NUL-terminated string that outlives the call.
     let rc = unsafe {
         libc::mount(
             source.as_ref().map_or(std::ptr::null(), |s| s.as_ptr()),

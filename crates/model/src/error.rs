@@ -301,6 +301,121 @@ impl ApError {
 mod tests {
     use super::*;
 
+    /// One error of every kind. The `match` has no wildcard, so a new
+    /// kind does not compile until it is listed here too.
+    fn one_of_each() -> Vec<ApError> {
+        let (m, g) = (Uuid::nil(), "Guest1".to_string());
+        let apqns = ApqnList(vec![Apqn::new(5, 4)]);
+        let all = vec![
+            ApError::invalid("apmask", b"x", "a rule"),
+            ApError::NumberOutOfRange {
+                target: "t".into(),
+                input: "9".repeat(30),
+            },
+            ApError::IdAboveMaximum {
+                axis: MatrixAxis::Adapter,
+                id: 300,
+                max: 255,
+            },
+            ApError::ReservedForHost {
+                mdev: m,
+                axis: MatrixAxis::Domain,
+                id: 4,
+                apqns: apqns.clone(),
+                apmask_bit: 5,
+                aqmask_bit: 4,
+            },
+            ApError::NotBoundToVfioAp {
+                mdev: m,
+                axis: MatrixAxis::Domain,
+                id: 4,
+                detail: "d".into(),
+            },
+            ApError::AssignedToOtherMdev {
+                mdev: m,
+                axis: MatrixAxis::Adapter,
+                id: 5,
+                apqns: apqns.clone(),
+                other: m,
+                other_guest: Some(g.clone()),
+            },
+            ApError::MaskReclaimsAssigned {
+                errno: Errno::EBUSY,
+                mask: MaskKind::Apmask,
+                new: "+5".into(),
+                apqns,
+                mdev: m,
+                guest: None,
+            },
+            ApError::MatrixLockedWhileRunning {
+                errno: Errno::EBUSY,
+                mdev: m,
+                guest: g.clone(),
+            },
+            ApError::NoSuchMdev(m),
+            ApError::MdevExists(m),
+            ApError::NoInstancesLeft {
+                errno: Errno::EUSERS,
+                limit: 4,
+            },
+            ApError::MdevInUse {
+                errno: Errno::EBUSY,
+                mdev: m,
+                guest: g.clone(),
+            },
+            ApError::NoSuchGuest(g.clone()),
+            ApError::GuestExists(g.clone()),
+            ApError::MdevAttachedElsewhere {
+                mdev: m,
+                guest: g.clone(),
+            },
+            ApError::GuestHasMdev {
+                guest: g.clone(),
+                mdev: m,
+            },
+            ApError::GuestHasNoMdev(g),
+            ApError::DeviceUnavailable {
+                device: "card05".into(),
+                reason: "r".into(),
+            },
+        ];
+        for e in &all {
+            match e {
+                ApError::InvalidInput { .. }
+                | ApError::NumberOutOfRange { .. }
+                | ApError::IdAboveMaximum { .. }
+                | ApError::ReservedForHost { .. }
+                | ApError::NotBoundToVfioAp { .. }
+                | ApError::AssignedToOtherMdev { .. }
+                | ApError::MaskReclaimsAssigned { .. }
+                | ApError::MatrixLockedWhileRunning { .. }
+                | ApError::NoSuchMdev(_)
+                | ApError::MdevExists(_)
+                | ApError::NoInstancesLeft { .. }
+                | ApError::MdevInUse { .. }
+                | ApError::NoSuchGuest(_)
+                | ApError::GuestExists(_)
+                | ApError::MdevAttachedElsewhere { .. }
+                | ApError::GuestHasMdev { .. }
+                | ApError::GuestHasNoMdev(_)
+                | ApError::DeviceUnavailable { .. } => {}
+            }
+        }
+        all
+    }
+
+    #[test]
+    fn every_message_starts_with_the_errno_it_returns() {
+        for e in one_of_each() {
+            let text = e.to_string();
+            let prefix = format!("{}: ", e.errno().name());
+            assert!(
+                text.starts_with(&prefix),
+                "{text:?} does not start with {prefix:?}"
+            );
+        }
+    }
+
     #[test]
     fn errno_numbers_are_linux() {
         assert_eq!(Errno::EADDRNOTAVAIL.code(), 99);
