@@ -1,0 +1,268 @@
+//! The command line: what `apmatrix` takes, as clap types.
+
+use std::path::PathBuf;
+
+use apmatrix_model::MaskKind;
+use clap::{Parser, Subcommand};
+
+use crate::style::ColorChoice;
+
+/// Emulate, inspect and configure IBM Z crypto passthrough: the AP bus's
+/// apmask and aqmask, vfio_ap mediated matrix devices (mdevs) and the KVM
+/// guests using them, with the kernel's rules and errnos.
+#[derive(Parser, Debug)]
+#[command(name = "apmatrix", version, max_term_width = 100)]
+pub(crate) struct Cli {
+    /// The emulated host's state file [default: $APMATRIX_HOST, else
+    /// $XDG_STATE_HOME/apmatrix/host.json, else ~/.local/state/apmatrix/host.json]
+    #[arg(long, global = true, value_name = "FILE")]
+    pub(crate) host: Option<PathBuf>,
+
+    /// Print machine-readable JSON (commands that read)
+    #[arg(long, global = true)]
+    pub(crate) json: bool,
+
+    /// Colour the output
+    #[arg(
+        long,
+        global = true,
+        value_enum,
+        default_value = "auto",
+        value_name = "WHEN"
+    )]
+    pub(crate) color: ColorChoice,
+
+    #[command(subcommand)]
+    pub(crate) command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub(crate) enum Command {
+    /// Replay the seed document's walkthrough on a fresh in-memory host
+    Demo,
+    /// Create or describe the emulated host
+    #[command(subcommand)]
+    Host(HostCommand),
+    /// List crypto cards and queues like s390-tools' lszcrypt
+    Lszcrypt {
+        /// Verbose: all queues, with PENDING, HWTYPE, QDEPTH, FUNCTIONS, DRIVER
+        #[arg(short = 'V', long)]
+        verbose: bool,
+        /// Show the AP bus attributes
+        #[arg(short, long, conflicts_with_all = ["verbose", "domains"])]
+        bus: bool,
+        /// Show the usage and control domains
+        #[arg(short, long, conflicts_with = "verbose")]
+        domains: bool,
+    },
+    /// Show who owns each APQN: the host, free for vfio_ap, or which mdev and guest
+    Matrix,
+    /// Show or set the AP bus masks (apmask, aqmask)
+    #[command(subcommand)]
+    Mask(MaskCommand),
+    /// Manage mediated matrix devices (mdevs)
+    #[command(subcommand)]
+    Mdev(MdevCommand),
+    /// Start and stop emulated guests, and see what they see
+    #[command(subcommand)]
+    Guest(GuestCommand),
+    /// Serve the host as a live sysfs tree at DIR (DIR/bus/ap/apmask, DIR/devices/vfio_ap/matrix, ...) until interrupted
+    ///
+    /// DIR stands for /sys: point tools at it with SYSFS_ROOT=DIR (s390-tools)
+    /// or MDEVCTL_ENV_ROOT=PARENT when DIR is PARENT/sys (mdevctl 1.3+).
+    /// CLI commands run meanwhile change the same host. Needs root and /dev/fuse.
+    Mount {
+        /// An existing directory to mount the tree on
+        dir: PathBuf,
+    },
+    /// Run a command with the emulated tree over /sys/bus/ap, /sys/devices/ap, /sys/devices/vfio_ap, /sys/class/mdev_bus and /sys/bus/mdev
+    ///
+    /// The command runs in a private mount namespace, so tools with hard-coded
+    /// /sys paths (echo ... > /sys/bus/ap/apmask, mdevctl) use the emulated
+    /// host; the rest of the system sees nothing. Exits with the command's
+    /// status. Needs root and /dev/fuse.
+    Exec {
+        /// The command and its arguments
+        #[arg(
+            trailing_var_arg = true,
+            allow_hyphen_values = true,
+            required = true,
+            value_name = "COMMAND"
+        )]
+        command: Vec<String>,
+    },
+    /// Check a configuration file against the host: every problem at once, in APQN terms, with a fix
+    Check {
+        /// The configuration (TOML; see docs/configuration.md)
+        config: PathBuf,
+        /// Work on this sysfs root (/sys, or a mounted emulator) instead of the emulated host
+        #[arg(long, value_name = "DIR")]
+        sysfs: Option<PathBuf>,
+        /// Also check autostart mdevs against the persistent side, as ap-check does:
+        /// DIR/mdevctl.d/matrix and DIR/udev/rules.d/41-ap.rules [default with --sysfs /sys: /etc]
+        #[arg(long, value_name = "DIR")]
+        etc: Option<PathBuf>,
+    },
+    /// Print the ordered sysfs writes that take the host to the configuration, as shell commands
+    Plan {
+        config: PathBuf,
+        #[arg(long, value_name = "DIR")]
+        sysfs: Option<PathBuf>,
+    },
+    /// Make the host match the configuration; on any refusal undo what was done
+    Apply {
+        config: PathBuf,
+        #[arg(long, value_name = "DIR")]
+        sysfs: Option<PathBuf>,
+        /// Only say what would be written
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// Export a configuration for mdevctl, libvirt, QEMU or persistent masks
+    Export {
+        #[arg(value_enum)]
+        format: crate::configure::ExportFormat,
+        config: PathBuf,
+        /// mdevctl: write one file per mdev into DIR (e.g. /etc/mdevctl.d/matrix)
+        #[arg(long, value_name = "DIR")]
+        dir: Option<PathBuf>,
+    },
+    /// Read mdevctl's stored configs (a directory like /etc/mdevctl.d/matrix) and print them as a configuration
+    Import {
+        /// The directory holding one JSON file per mdev, named by UUID
+        dir: PathBuf,
+    },
+    /// Print a shell completion script
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub(crate) enum HostCommand {
+    /// Create the emulated host: the seed document's example host, or one described in a TOML file
+    Init {
+        /// A host description (see docs/host-description.md)
+        #[arg(long, value_name = "FILE")]
+        from: Option<PathBuf>,
+        /// Replace an existing host
+        #[arg(long)]
+        force: bool,
+    },
+    /// Describe the host: cards, domains, maximum ids, mdevs, guests
+    Show,
+    /// Print the host's hardware as a host description (TOML)
+    Topology,
+}
+
+#[derive(Subcommand, Debug)]
+pub(crate) enum MaskCommand {
+    /// Show both masks and the pools they define
+    Show,
+    /// Write a mask in either kernel form: absolute hex (0xf9ff...) or relative (-5,-6 / +0x47)
+    Set {
+        #[arg(value_enum)]
+        mask: MaskArg,
+        /// The value, exactly as it would be written to /sys/bus/ap/<mask>
+        #[arg(allow_hyphen_values = true)]
+        value: String,
+    },
+    /// Print the kernel parameters that would give the current masks at boot
+    Cmdline,
+}
+
+#[derive(Copy, Clone, Debug, clap::ValueEnum)]
+pub(crate) enum MaskArg {
+    Apmask,
+    Aqmask,
+}
+
+impl From<MaskArg> for MaskKind {
+    fn from(m: MaskArg) -> Self {
+        match m {
+            MaskArg::Apmask => MaskKind::Apmask,
+            MaskArg::Aqmask => MaskKind::Aqmask,
+        }
+    }
+}
+
+#[derive(Subcommand, Debug)]
+pub(crate) enum MdevCommand {
+    /// Create an mdev (like writing a UUID to .../vfio_ap-passthrough/create)
+    Create {
+        /// The UUID [default: a random one]
+        #[arg(long)]
+        uuid: Option<String>,
+    },
+    /// Assign adapters, domains and control domains, in the order given; stops at the first refusal
+    Assign(MatrixIds),
+    /// Unassign adapters, domains and control domains, in the order given
+    Unassign(MatrixIds),
+    /// Show an mdev's matrix and control domains
+    Show {
+        /// UUID or a unique prefix of it
+        mdev: String,
+    },
+    /// List the mdevs
+    List,
+    /// Remove an mdev (refused while a guest uses it)
+    Remove {
+        /// UUID or a unique prefix of it
+        mdev: String,
+    },
+}
+
+#[derive(clap::Args, Debug)]
+pub(crate) struct MatrixIds {
+    /// UUID or a unique prefix of it
+    pub(crate) mdev: String,
+    /// Adapters: ids and ranges, decimal or 0x hex (5,6 or 0x04-0x06)
+    #[arg(short, long = "adapter", value_name = "IDS")]
+    pub(crate) adapter: Vec<String>,
+    /// Usage domains: ids and ranges, decimal or 0x hex
+    #[arg(short, long = "domain", value_name = "IDS")]
+    pub(crate) domain: Vec<String>,
+    /// Control domains: ids and ranges, decimal or 0x hex
+    #[arg(short, long = "control-domain", value_name = "IDS")]
+    pub(crate) control_domain: Vec<String>,
+}
+
+#[derive(Subcommand, Debug)]
+pub(crate) enum GuestCommand {
+    /// Start a guest, optionally with an mdev (-device vfio-ap,sysfsdev=...)
+    Start {
+        name: String,
+        /// The mdev: UUID or a unique prefix of it
+        #[arg(long)]
+        mdev: Option<String>,
+        /// CPU model AP features, QEMU style
+        #[arg(
+            long,
+            default_value = "ap=on,apqci=on,apft=on",
+            value_name = "FEATURES"
+        )]
+        cpu: String,
+    },
+    /// Stop a guest
+    Stop { name: String },
+    /// Hot plug an mdev into a running guest
+    Attach { name: String, mdev: String },
+    /// Hot unplug the guest's mdev
+    Detach { name: String },
+    /// List running guests
+    List,
+    /// What lszcrypt inside the guest prints
+    Lszcrypt { name: String },
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn command_line_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+}
