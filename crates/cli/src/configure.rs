@@ -17,17 +17,17 @@ fn wanted(path: &Path) -> Result<Wanted, CliError> {
     let text = read_text(path)?;
     Config::from_toml(&text)
         .and_then(|c| c.resolve())
-        .map_err(|e| CliError::Usage(format!("{}: {e}", path.display())))
+        .map_err(|e| CliError::Failed(format!("{}: {e}", path.display())))
 }
 
 /// A file the user named: regular, bounded, UTF-8.
 pub fn read_text(path: &Path) -> Result<String, CliError> {
     apmatrix_admin::files::read_text(path, apmatrix_admin::files::TEXT_LIMIT)
-        .map_err(|e| CliError::Usage(format!("{}: {e}", path.display())))
+        .map_err(|e| CliError::Failed(format!("{}: {e}", path.display())))
 }
 
 fn observe_err(e: impl std::fmt::Display) -> CliError {
-    CliError::Usage(e.to_string())
+    CliError::Failed(e.to_string())
 }
 
 /// What each configured guest will see once its mdev is in place and the
@@ -75,7 +75,7 @@ pub fn check(
         let _ = writeln!(out, "{p}");
     }
     if errors > 0 {
-        return Err(CliError::Usage(format!(
+        return Err(CliError::Failed(format!(
             "{out}{errors} error(s), {} warning(s) in {}",
             problems.len() - errors,
             config.display()
@@ -107,7 +107,7 @@ pub fn plan(store: Store, config: &Path, sysfs: Option<&Path>) -> Result<String,
         .map(|p| p.to_string())
         .collect();
     if !errors.is_empty() {
-        return Err(CliError::Usage(format!(
+        return Err(CliError::Failed(format!(
             "{}\nno plan: fix these first (`apmatrix check`)",
             errors.join("\n")
         )));
@@ -144,7 +144,7 @@ pub fn apply(
             r
         })?,
     };
-    let applied = outcome.map_err(|e| CliError::Usage(e.to_string()))?;
+    let applied = outcome.map_err(|e| CliError::Failed(e.to_string()))?;
     let place = sysfs.map_or("/sys".to_string(), |d| d.display().to_string());
     let mut out = String::new();
     let verb = if dry_run { "would write" } else { "wrote" };
@@ -195,11 +195,11 @@ impl ApConfigLock {
                     std::thread::sleep(std::time::Duration::from_millis(30));
                 }
                 Err(e) => {
-                    return Err(CliError::Usage(format!("{}: {e}", path.display())));
+                    return Err(CliError::Failed(format!("{}: {e}", path.display())));
                 }
             }
         }
-        Err(CliError::Usage(format!(
+        Err(CliError::Failed(format!(
             "{} is held by another AP configuration tool (ap-check, chzdev); try again",
             Self::PATH
         )))
@@ -252,10 +252,10 @@ pub fn export(
             match (dir, format) {
                 (Some(d), ExportFormat::Mdevctl) => {
                     fs::create_dir_all(d)
-                        .map_err(|e| CliError::Usage(format!("{}: {e}", d.display())))?;
+                        .map_err(|e| CliError::Failed(format!("{}: {e}", d.display())))?;
                     let path = d.join(m.uuid.to_string());
                     fs::write(&path, &text)
-                        .map_err(|e| CliError::Usage(format!("{}: {e}", path.display())))?;
+                        .map_err(|e| CliError::Failed(format!("{}: {e}", path.display())))?;
                     let _ = writeln!(out, "wrote {}", path.display());
                 }
                 (Some(_), _) => {
@@ -292,7 +292,7 @@ fn ids(mask: apmatrix_model::Mask256) -> String {
 
 pub fn import(dir: &Path) -> Result<String, CliError> {
     let entries =
-        fs::read_dir(dir).map_err(|e| CliError::Usage(format!("{}: {e}", dir.display())))?;
+        fs::read_dir(dir).map_err(|e| CliError::Failed(format!("{}: {e}", dir.display())))?;
     let mut names: Vec<String> = entries
         .filter_map(|e| e.ok())
         .map(|e| e.file_name().to_string_lossy().into_owned())
@@ -305,7 +305,7 @@ pub fn import(dir: &Path) -> Result<String, CliError> {
         };
         let path = dir.join(&name);
         let text = read_text(&path)?;
-        let m = ex::from_mdevctl_json(uuid, &text).map_err(|e| CliError::Usage(e.to_string()))?;
+        let m = ex::from_mdevctl_json(uuid, &text).map_err(|e| CliError::Failed(e.to_string()))?;
         let _ = write!(
             out,
             "\n[[mdev]]\nuuid = \"{uuid}\"\nadapters = \"{}\"\ndomains = \"{}\"\ncontrol_domains = \"{}\"\nautostart = {}\n",

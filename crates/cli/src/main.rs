@@ -34,8 +34,13 @@ enum CliError {
     Refused(#[from] ApError),
     #[error("{0}")]
     Store(#[from] StoreError),
+    /// An argument apmatrix rejects (clap rejects the others): status 2.
     #[error("{0}")]
     Usage(String),
+    /// It could not be done: a file, the system, a configuration's
+    /// problems. Status 1, as for a refusal.
+    #[error("{0}")]
+    Failed(String),
     /// Some steps of a multi-step command were applied before a refusal.
     #[error("{error}")]
     Partial { done: String, error: ApError },
@@ -83,11 +88,17 @@ fn emit(text: &str) -> Option<ExitCode> {
 }
 
 /// Says why a command failed, on stderr (if anyone is listening), and
-/// gives the README's status for it.
+/// gives the README's status for it: 1 refused or failed, 2 bad usage.
 fn report(style: &Style, e: &CliError) -> ExitCode {
     use std::io::Write;
     let _ = writeln!(std::io::stderr(), "{}: {}", style.error("apmatrix"), e);
-    ExitCode::FAILURE
+    match e {
+        CliError::Usage(_) => ExitCode::from(2),
+        CliError::Refused(_)
+        | CliError::Store(_)
+        | CliError::Failed(_)
+        | CliError::Partial { .. } => ExitCode::FAILURE,
+    }
 }
 
 /// Runs a command; returns what it prints on success.
@@ -124,7 +135,7 @@ fn run(cli: &Cli, matches: &ArgMatches, style: &Style) -> Result<String> {
                 Some(path) => {
                     let text = configure::read_text(path)?;
                     Topology::from_toml(&text)
-                        .map_err(|e| CliError::Usage(format!("{}: {e}", path.display())))?
+                        .map_err(|e| CliError::Failed(format!("{}: {e}", path.display())))?
                 }
             };
             let (host, warnings) = Host::boot(topology, &SEED);

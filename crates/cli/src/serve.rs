@@ -24,7 +24,7 @@ pub const SYS_SUBTREES: [&str; 6] = [
 ];
 
 fn fail(msg: impl Into<String>) -> CliError {
-    CliError::Usage(msg.into())
+    CliError::Failed(msg.into())
 }
 
 /// FUSE needs /dev/fuse, and mounting without fusermount needs root.

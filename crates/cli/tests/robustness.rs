@@ -270,3 +270,49 @@ fn exec_leaves_nothing_behind_and_its_command_dies_with_it() {
     // and the host is usable at once
     assert!(run(&["--host", h, "mask", "show"]).status.success());
 }
+
+#[test]
+fn exit_statuses_are_the_readmes_0_done_1_refused_or_failed_2_bad_usage() {
+    let tmp = tempfile::tempdir().unwrap();
+    let host = tmp.path().join("host.json");
+    let h = host.to_str().unwrap();
+    assert!(run(&["--host", h, "host", "init"]).status.success());
+    let m = "669d9b23-fe1b-4ecd-be08-e42dc3f5d3c4";
+    assert!(run(&["--host", h, "mdev", "create", "--uuid", m])
+        .status
+        .success());
+    let cases: [(&[&str], i32, &str); 7] = [
+        (&["--host", h, "mdev", "assign", m, "-a", "5"], 0, ""),
+        // refused by the kernel's rules
+        (
+            &["--host", h, "mdev", "assign", m, "-d", "4"],
+            1,
+            "EADDRNOTAVAIL",
+        ),
+        // failed: a file that is not there
+        (&["--host", h, "check", "/no/such.toml"], 1, "/no/such.toml"),
+        // bad usage: apmatrix's own argument checks, and clap's
+        (
+            &["--host", h, "mdev", "assign", "ffff", "-a", "5"],
+            2,
+            "no mdev matches \"ffff\"",
+        ),
+        (&["--host", h, "mdev", "assign", m], 2, "nothing to do"),
+        (
+            &["--host", h, "guest", "start", "G", "--cpu", "bogus=on"],
+            2,
+            "--cpu",
+        ),
+        (
+            &["--host", h, "mdev", "frobnicate"],
+            2,
+            "unrecognized subcommand",
+        ),
+    ];
+    for (args, code, says) in cases {
+        let out = run(args);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(code), "{args:?}: {stderr}");
+        assert!(stderr.contains(says), "{args:?}: {stderr}");
+    }
+}
