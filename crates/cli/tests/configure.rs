@@ -2,7 +2,7 @@
 //! through `--sysfs`, on the mounted tree; both give the same host.
 
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Command;
 
 mod common;
 use common::{fuse_usable, Served};
@@ -16,14 +16,7 @@ fn config() -> String {
 
 use common::apmatrix as run;
 
-fn ok(out: Output) -> String {
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
-}
+use common::succeeded as ok;
 
 #[test]
 fn seed_guests_apply_to_the_default_host_in_one_command() {

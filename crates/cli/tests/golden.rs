@@ -44,14 +44,7 @@ fn golden(name: &str, actual: &str) {
     }
 }
 
-fn ok(out: std::process::Output) -> String {
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
-}
+use common::succeeded as ok;
 
 const GUEST1: &str = "669d9b23-fe1b-4ecd-be08-e42dc3f5d3c4";
 const GUEST2: &str = "8da4a3cb-2b3a-4c52-9b8d-1f09e1ee38c0";

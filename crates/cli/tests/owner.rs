@@ -12,13 +12,7 @@ use apmatrix_model::{Host, HostState, MatrixAxis, Op};
 use uuid::Uuid;
 
 fn ok(host: &Path, args: &[&str]) -> String {
-    let out = cli(host, args);
-    assert!(
-        out.status.success(),
-        "apmatrix {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
+    common::succeeded(cli(host, args))
 }
 
 const M1: &str = "669d9b23-fe1b-4ecd-be08-e42dc3f5d3c4";

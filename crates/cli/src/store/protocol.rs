@@ -11,7 +11,7 @@
 //! own user; a command talks only to a server run by root or by itself (a
 //! socket someone else planted would feed it a false host).
 
-use std::io::{self, BufRead, BufReader, Write};
+use std::io::{self, BufRead, BufReader, Read, Write};
 use std::os::unix::net::UnixStream;
 use std::time::Duration;
 
@@ -93,8 +93,6 @@ pub fn write_message<T: Serialize>(stream: &mut UnixStream, message: &T) -> io::
     bytes.push(b'\n');
     stream.write_all(&bytes)
 }
-
-use std::io::Read;
 
 /// The user at the other end of a unix socket.
 pub fn peer_uid(stream: &UnixStream) -> io::Result<u32> {

@@ -18,6 +18,16 @@ pub fn apmatrix(host: &Path, args: &[&str]) -> std::process::Output {
         .unwrap()
 }
 
+/// The output of a command that must succeed (else: its stderr).
+pub fn succeeded(out: std::process::Output) -> String {
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
 /// A bash script, with bash's messages in English.
 pub fn sh(script: &str) -> std::process::Output {
     Command::new("bash")
