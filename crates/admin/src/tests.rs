@@ -428,13 +428,7 @@ fn dump(dir: &std::path::Path, out: &mut Vec<String>) {
 
 #[test]
 fn a_refused_step_through_a_mounted_tree_leaves_the_tree_as_it_was() {
-    let fuse = std::path::Path::new("/dev/fuse").exists() && unsafe { libc::geteuid() } == 0;
-    if !fuse {
-        assert!(
-            std::env::var_os("APMATRIX_REQUIRE_FUSE").is_none(),
-            "FUSE is not usable"
-        );
-        eprintln!("skipping: FUSE needs root and /dev/fuse");
+    if !apmatrix_fuse::usable_for_tests() {
         return;
     }
     let dir = tempfile::tempdir().unwrap();

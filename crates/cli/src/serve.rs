@@ -27,21 +27,8 @@ fn fail(msg: impl Into<String>) -> CliError {
     CliError::Failed(msg.into())
 }
 
-/// FUSE needs /dev/fuse, and mounting without fusermount needs root.
 fn check_fuse() -> Result<(), CliError> {
-    if !Path::new("/dev/fuse").exists() {
-        return Err(fail(
-            "FUSE is not available: /dev/fuse does not exist (load the fuse module, \
-             or give the container --device /dev/fuse)",
-        ));
-    }
-    if !rustix::process::geteuid().is_root() {
-        return Err(fail(
-            "mounting the emulated tree needs root (apmatrix mounts FUSE with mount(2), \
-             not fusermount); run it with sudo",
-        ));
-    }
-    Ok(())
+    apmatrix_fuse::unusable().map_or(Ok(()), |why| Err(fail(why)))
 }
 
 fn mount_error(dir: &Path, e: io::Error) -> CliError {

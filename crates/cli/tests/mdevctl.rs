@@ -39,11 +39,8 @@ const STEP_TIMEOUT: Duration = Duration::from_secs(60);
 /// returns `false`) or, with APMATRIX_REQUIRE_FUSE set, panics.
 fn prerequisites(mdevctl: Option<&Path>, which: &str) -> bool {
     let mut missing = Vec::new();
-    if !Path::new("/dev/fuse").exists() {
-        missing.push("/dev/fuse does not exist".to_string());
-    }
-    if unsafe { libc::geteuid() } != 0 {
-        missing.push("not root (FUSE mounts and mount namespaces need root)".to_string());
+    if let Some(why) = apmatrix_fuse::unusable() {
+        missing.push(why.to_string());
     }
     match mdevctl {
         Some(p) if p.is_file() => {}

@@ -77,6 +77,43 @@ impl Backend for MemoryBackend {
     }
 }
 
+/// Why the tree cannot be mounted here, if it cannot: FUSE needs
+/// /dev/fuse, and mounting without fusermount needs root.
+pub fn unusable() -> Option<&'static str> {
+    if !Path::new("/dev/fuse").exists() {
+        return Some(
+            "FUSE is not available: /dev/fuse does not exist (load the fuse module, \
+             or give the container --device /dev/fuse)",
+        );
+    }
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    if unsafe { libc::geteuid() } != 0 {
+        return Some(
+            "mounting the emulated tree needs root (apmatrix mounts FUSE with mount(2), \
+             not fusermount); run it with sudo",
+        );
+    }
+    None
+}
+
+/// For tests that mount: whether they can run here. Where
+/// `APMATRIX_REQUIRE_FUSE` is set (CI has root and /dev/fuse), a missing
+/// FUSE fails the test instead of skipping it.
+#[doc(hidden)]
+pub fn usable_for_tests() -> bool {
+    match unusable() {
+        None => true,
+        Some(why) => {
+            assert!(
+                std::env::var_os("APMATRIX_REQUIRE_FUSE").is_none(),
+                "APMATRIX_REQUIRE_FUSE is set but {why}"
+            );
+            eprintln!("skipping: {why}");
+            false
+        }
+    }
+}
+
 /// sysfs refuses writes larger than a page.
 const MAX_WRITE: usize = 4096;
 const ZERO_TTL: Duration = Duration::ZERO;

@@ -38,18 +38,9 @@ pub fn sh(script: &str) -> std::process::Output {
         .unwrap()
 }
 
-/// Whether FUSE can be used here (root and /dev/fuse). CI has both and sets
-/// APMATRIX_REQUIRE_FUSE=1, so a missing one fails there instead of skipping.
+/// Whether FUSE tests can run here (root and /dev/fuse; CI requires it).
 pub fn fuse_usable() -> bool {
-    let ok = Path::new("/dev/fuse").exists() && unsafe { libc::geteuid() } == 0;
-    if !ok {
-        assert!(
-            std::env::var_os("APMATRIX_REQUIRE_FUSE").is_none(),
-            "APMATRIX_REQUIRE_FUSE is set but FUSE is not usable (need root and /dev/fuse)"
-        );
-        eprintln!("skipping: the emulated tree needs root and /dev/fuse");
-    }
-    ok
+    apmatrix_fuse::usable_for_tests()
 }
 
 pub fn is_mounted(dir: &Path) -> bool {
