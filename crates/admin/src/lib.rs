@@ -397,15 +397,6 @@ pub fn target_masks(wanted: &Wanted, seen: &Observed) -> (Mask256, Mask256) {
     }
 }
 
-/// APQNs in the kernel's form, all of them: `05.0004 05.00ab`.
-fn apqn_list(apqns: &[Apqn]) -> String {
-    apqns
-        .iter()
-        .map(Apqn::to_string)
-        .collect::<Vec<_>>()
-        .join(" ")
-}
-
 /// Every problem of the configuration on this host, errors first.
 pub fn check(wanted: &Wanted, seen: &Observed) -> Vec<Problem> {
     let mut out = Vec::new();
@@ -470,7 +461,7 @@ pub fn check(wanted: &Wanted, seen: &Observed) -> Vec<Problem> {
                 format!(
                     "mdev {}: APQN {} {} reserved for the host by the masks (apmask bit {} and aqmask bit {} are set) (EADDRNOTAVAIL)",
                     m.label,
-                    apqn_list(&host_owned),
+                    Apqn::list_text(&host_owned),
                     if host_owned.len() == 1 { "is" } else { "are" },
                     first.adapter.0,
                     first.domain.0
@@ -520,7 +511,7 @@ pub fn check(wanted: &Wanted, seen: &Observed) -> Vec<Problem> {
                 message: format!(
                     "mdev {}: APQN {} already in use by {other} (EADDRINUSE)",
                     m.label,
-                    apqn_list(&apqns)
+                    Apqn::list_text(&apqns)
                 ),
                 fix: "an APQN belongs to one mdev: assign different adapters or domains".into(),
             });
@@ -537,7 +528,7 @@ pub fn check(wanted: &Wanted, seen: &Observed) -> Vec<Problem> {
                 severity: Severity::Error,
                 message: format!(
                     "the masks would give the host APQN {}, assigned to mdev {uuid} (not in this configuration)",
-                    apqn_list(&taken)
+                    Apqn::list_text(&taken)
                 ),
                 fix: format!("add mdev {uuid} to the configuration, or keep those bits out of the masks"),
             });

@@ -28,6 +28,8 @@ pub fn rule_masks(text: &str) -> (Option<Mask256>, Option<Mask256>) {
     (find("apmask"), find("aqmask"))
 }
 
+/// APQNs as ap-check names them in its messages (`5.4`: decimal, no
+/// padding), not in the kernel's form.
 fn apqns_text(apqns: &[Apqn]) -> String {
     apqns
         .iter()

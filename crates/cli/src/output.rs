@@ -31,12 +31,7 @@ pub(crate) fn describe_effects(effects: &Effects) -> String {
         out.push_str(&format!("  rebound {r}\n"));
     }
     for u in &effects.guest_updates {
-        let list = |v: Vec<apmatrix_model::Apqn>| {
-            v.iter()
-                .map(|q| q.to_string())
-                .collect::<Vec<_>>()
-                .join(" ")
-        };
+        let list = |v: Vec<apmatrix_model::Apqn>| apmatrix_model::Apqn::list_text(&v);
         let (plugged, unplugged) = (u.plugged(), u.unplugged());
         if !plugged.is_empty() {
             out.push_str(&format!(

@@ -50,6 +50,21 @@ impl fmt::Display for DomainId {
     }
 }
 
+impl Apqn {
+    /// APQNs in the kernel's form, all of them, separated by spaces:
+    /// `05.0004 05.00ab` (the one printer of such lists).
+    pub fn list_text(apqns: &[Apqn]) -> String {
+        let mut out = String::with_capacity(apqns.len() * 8);
+        for (i, q) in apqns.iter().enumerate() {
+            if i > 0 {
+                out.push(' ');
+            }
+            out.push_str(&q.to_string());
+        }
+        out
+    }
+}
+
 impl fmt::Display for Apqn {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}.{}", self.adapter, self.domain)
