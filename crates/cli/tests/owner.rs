@@ -199,6 +199,21 @@ enum Change {
     },
 }
 
+impl Change {
+    /// A CLI change's (assign, mdev, axis, id).
+    fn cli_parts(&self) -> (bool, usize, MatrixAxis, u8) {
+        match *self {
+            Change::Cli {
+                assign,
+                mdev,
+                axis,
+                id,
+            } => (assign, mdev, axis, id),
+            Change::Tree { .. } => unreachable!("not a CLI change"),
+        }
+    }
+}
+
 const ADAPTERS: [u8; 3] = [4, 5, 6];
 const DOMAINS: [u8; 4] = [4, 5, 6, 0x47];
 
@@ -247,17 +262,13 @@ fn predict(host: &mut Host, change: &Change) -> Option<i32> {
         Change::Tree { path, value } => apmatrix_sysfs::write_path(host, path, value.as_bytes())
             .err()
             .map(|e| e.errno().code()),
-        Change::Cli {
-            assign,
-            mdev,
-            axis,
-            id,
-        } => {
-            let uuid: Uuid = MDEVS[*mdev].parse().unwrap();
-            let r = if *assign {
-                host.assign(&uuid, *axis, u64::from(*id))
+        Change::Cli { .. } => {
+            let (assign, mdev, axis, id) = change.cli_parts();
+            let uuid: Uuid = MDEVS[mdev].parse().unwrap();
+            let r = if assign {
+                host.assign(&uuid, axis, u64::from(id))
             } else {
-                host.unassign(&uuid, *axis, u64::from(*id))
+                host.unassign(&uuid, axis, u64::from(id))
             };
             r.err().map(|e| e.errno().code())
         }
@@ -292,20 +303,16 @@ fn perform(host: &Path, tree: &Path, change: &Change) -> Outcome {
                 },
             }
         }
-        Change::Cli {
-            assign,
-            mdev,
-            axis,
-            id,
-        } => {
-            let flag = if *axis == MatrixAxis::Adapter {
+        Change::Cli { .. } => {
+            let (assign, mdev, axis, id) = change.cli_parts();
+            let flag = if axis == MatrixAxis::Adapter {
                 "-a"
             } else {
                 "-d"
             };
-            let verb = if *assign { "assign" } else { "unassign" };
+            let verb = if assign { "assign" } else { "unassign" };
             let id = id.to_string();
-            let out = cli(host, &["mdev", verb, MDEVS[*mdev], flag, &id]);
+            let out = cli(host, &["mdev", verb, MDEVS[mdev], flag, &id]);
             let stderr = String::from_utf8_lossy(&out.stderr);
             match out.status.code() {
                 Some(0) => Outcome::Acknowledged(None),
