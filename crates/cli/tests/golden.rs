@@ -112,11 +112,7 @@ fn the_mounted_seed_host_after_the_walkthrough_is_as_recorded() {
     if !fuse_usable() {
         return;
     }
-    let tmp = tempfile::tempdir().unwrap();
-    let host = tmp.path().join("host.json");
-    let sys = tmp.path().join("sys");
-    std::fs::create_dir(&sys).unwrap();
-    ok(apmatrix(&host, &["host", "init"]));
+    let (_tmp, host, sys) = common::fresh_host();
     let _served = Served::start(&host, &sys);
     let out = sh(&walkthrough(&sys));
     assert!(

@@ -3,35 +3,14 @@
 //! loses no write that returned.
 
 mod common;
-use common::{fuse_usable, is_mounted, sh, Served, BIN};
+use common::{apmatrix, fresh_host, fuse_usable, is_mounted, sh, succeeded, Served};
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
 fn cli(host: &Path, args: &[&str]) -> String {
-    let out = Command::new(BIN)
-        .arg("--host")
-        .arg(host)
-        .args(args)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "apmatrix {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
-}
-
-/// A temporary directory with an initialised host and an empty `sys/`.
-fn fresh_host() -> (tempfile::TempDir, PathBuf, PathBuf) {
-    let tmp = tempfile::tempdir().unwrap();
-    let host = tmp.path().join("host.json");
-    let dir = tmp.path().join("sys");
-    std::fs::create_dir(&dir).unwrap();
-    cli(&host, &["host", "init"]);
-    (tmp, host, dir)
+    succeeded(apmatrix(host, args))
 }
 
 #[test]

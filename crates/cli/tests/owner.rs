@@ -22,11 +22,7 @@ const MDEVS: [&str; 3] = [M1, M2, M3];
 
 /// A host with adapters 05 and 06 free for vfio_ap and three mdevs.
 fn prepared_host() -> (tempfile::TempDir, PathBuf, PathBuf) {
-    let tmp = tempfile::tempdir().unwrap();
-    let host = tmp.path().join("host.json");
-    let dir = tmp.path().join("sys");
-    std::fs::create_dir(&dir).unwrap();
-    ok(&host, &["host", "init"]);
+    let (tmp, host, dir) = common::fresh_host();
     ok(&host, &["mask", "set", "apmask", "-5,-6"]);
     for m in MDEVS {
         ok(&host, &["mdev", "create", "--uuid", m]);

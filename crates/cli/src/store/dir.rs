@@ -204,8 +204,9 @@ impl StateDir {
         Ok(())
     }
 
-    /// Opens an existing file without following a link (and without
-    /// blocking on a FIFO) and checks it; `None` if nothing is there.
+    /// Opens a file without following a link (and without blocking on a
+    /// FIFO) and checks it; `None` if nothing is there. With
+    /// `OFlags::CREATE` in `flags`, an absent file is made 0600.
     fn open_checked(
         &self,
         name: &OsStr,
@@ -213,19 +214,10 @@ impl StateDir {
         strict: Strictness,
     ) -> Result<Option<(File, Stat)>, StoreError> {
         let flags = flags | OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::NOCTTY | OFlags::CLOEXEC;
-        let fd = match rustix::fs::openat(&self.fd, name, flags, Mode::empty()) {
+        let fd = match rustix::fs::openat(&self.fd, name, flags, Mode::from_raw_mode(0o600)) {
             Ok(fd) => fd,
             Err(rustix::io::Errno::NOENT) => return Ok(None),
-            Err(rustix::io::Errno::LOOP) => {
-                let st = self
-                    .stat(name)?
-                    .ok_or_else(|| self.io(name)(rustix::io::Errno::LOOP))?;
-                return Err(self
-                    .check(name, &st, strict)
-                    .err()
-                    .unwrap_or_else(|| self.io(name)(rustix::io::Errno::LOOP)));
-            }
-            Err(e) => return Err(self.io(name)(e)),
+            Err(errno) => return Err(self.refused_open(name, errno, strict)),
         };
         let st = rustix::fs::fstat(&fd).map_err(self.io(name))?;
         self.check(name, &st, strict)?;
@@ -233,6 +225,27 @@ impl StateDir {
             self.tighten(name, &fd, &st)?;
         }
         Ok(Some((File::from(fd), st)))
+    }
+
+    /// Why opening a name failed, in the words of `check` where what is
+    /// there explains it: a link (ELOOP under O_NOFOLLOW), or another
+    /// user's file (EACCES: Linux's protected_regular refuses O_CREAT on it
+    /// in a sticky directory).
+    fn refused_open(
+        &self,
+        name: &OsStr,
+        errno: rustix::io::Errno,
+        strict: Strictness,
+    ) -> StoreError {
+        let explained = match errno {
+            rustix::io::Errno::LOOP | rustix::io::Errno::ACCESS => match self.stat(name) {
+                Ok(Some(st)) => self.check(name, &st, strict).err(),
+                Ok(None) => None,
+                Err(e) => Some(e),
+            },
+            _ => None,
+        };
+        explained.unwrap_or_else(|| self.io(name)(errno))
     }
 
     /// Reads a whole file of at most `limit` bytes; `None` if it is absent.
@@ -281,34 +294,9 @@ impl StateDir {
     /// `Err(Io)` with `PermissionDenied` / read-only kinds where we may not
     /// create it (a state we may only read).
     pub fn open_lock(&self, name: &OsStr) -> Result<File, StoreError> {
-        let flags = OFlags::RDWR | OFlags::CREATE | OFlags::NOFOLLOW | OFlags::NONBLOCK;
-        let flags = flags | OFlags::NOCTTY | OFlags::CLOEXEC;
-        match rustix::fs::openat(&self.fd, name, flags, Mode::from_raw_mode(0o600)) {
-            Ok(fd) => {
-                let st = rustix::fs::fstat(&fd).map_err(self.io(name))?;
-                self.check(name, &st, Strictness::Private)?;
-                self.tighten(name, &fd, &st)?;
-                Ok(File::from(fd))
-            }
-            Err(rustix::io::Errno::LOOP) => {
-                let st = self
-                    .stat(name)?
-                    .ok_or_else(|| self.io(name)(rustix::io::Errno::LOOP))?;
-                Err(self
-                    .check(name, &st, Strictness::Private)
-                    .err()
-                    .unwrap_or_else(|| self.io(name)(rustix::io::Errno::LOOP)))
-            }
-            // Linux's protected_regular refuses O_CREAT on another user's
-            // file in a sticky directory: say whose it is.
-            Err(rustix::io::Errno::ACCESS) => match self.stat(name)? {
-                Some(st) if !trusted_owner(st.st_uid, self.euid) => {
-                    Err(self.check(name, &st, Strictness::Private).unwrap_err())
-                }
-                _ => Err(self.io(name)(rustix::io::Errno::ACCESS)),
-            },
-            Err(e) => Err(self.io(name)(e)),
-        }
+        let opened = self.open_checked(name, OFlags::RDWR | OFlags::CREATE, Strictness::Private)?;
+        let (file, _) = opened.ok_or_else(|| self.io(name)(rustix::io::Errno::NOENT))?;
+        Ok(file)
     }
 
     /// Makes a checked private file of ours 0600 if it is not (the umask

@@ -37,6 +37,17 @@ struct Owned {
 
 type Shared = Arc<Mutex<Owned>>;
 
+/// The host from its files, and the journal that continues it, opened for
+/// the server's appends. The caller owns the state.
+fn load_to_append(place: &Place) -> Result<(snapshot::Loaded, Option<Journal>), StoreError> {
+    let loaded = snapshot::load(&place.dir, &place.names)?;
+    let journal = match loaded.journal {
+        Some(end) => Journal::reopen(&place.dir, &place.names, end)?,
+        None => None,
+    };
+    Ok((loaded, journal))
+}
+
 fn lock(shared: &Shared) -> io::Result<MutexGuard<'_, Owned>> {
     // A panic while changing the host may have left it half changed:
     // serve nothing more rather than something untrue.
@@ -52,11 +63,8 @@ impl Owned {
 
     /// Takes the files' word for the host again (after a failed append).
     fn reload(&mut self) -> Result<(), StoreError> {
-        let loaded = snapshot::load(&self.place.dir, &self.place.names)?;
-        self.journal = match loaded.journal {
-            Some(end) => Journal::reopen(&self.place.dir, &self.place.names, end)?,
-            None => None,
-        };
+        let (loaded, journal) = load_to_append(&self.place)?;
+        self.journal = journal;
         self.host = loaded.host;
         self.tag = loaded.tag;
         self.generation += 1;
@@ -219,11 +227,7 @@ pub fn start(
     lock_file: std::fs::File,
     serving: String,
 ) -> Result<(LiveHost, Serving), StoreError> {
-    let loaded = snapshot::load(&place.dir, &place.names)?;
-    let journal = match loaded.journal {
-        Some(end) => Journal::reopen(&place.dir, &place.names, end)?,
-        None => None,
-    };
+    let (loaded, journal) = load_to_append(&place)?;
     // We hold the lock, so a socket there is a dead server's (if ours).
     if let Some(st) = place.dir.stat(&place.names.socket)? {
         if FileType::from_raw_mode(st.st_mode) != FileType::Socket || !place.dir.ours(&st) {
@@ -325,14 +329,13 @@ fn serve_client(mut stream: UnixStream, shared: &Shared, serving: &str) {
 
 impl Drop for Serving {
     fn drop(&mut self) {
-        // No new commands: the name goes first, so they wait for the lock.
-        if let Ok(owned) = lock(&self.shared) {
-            let _ = owned.place.dir.remove(&owned.place.names.socket);
-        }
-        // Wake the accept loop and let it see that we stopped.
+        // No new commands: the name goes before the lock, so that they
+        // wait for the lock rather than find a dead server.
         if let Ok(mut owned) = lock(&self.shared) {
+            let _ = owned.place.dir.remove(&owned.place.names.socket);
             owned.lock = None;
         }
+        // Wake the accept loop and let it see that we stopped.
         // SAFETY: shutdown(2) on a descriptor this listener owns and keeps
         // open until it is dropped; it only wakes a blocked accept(2).
         unsafe { libc::shutdown(self.listener.as_raw_fd(), libc::SHUT_RDWR) };

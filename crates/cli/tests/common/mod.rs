@@ -28,6 +28,17 @@ pub fn succeeded(out: std::process::Output) -> String {
     String::from_utf8(out.stdout).unwrap()
 }
 
+/// A temporary directory with an initialised seed host (`host.json`) and
+/// an empty `sys/` to mount it on.
+pub fn fresh_host() -> (tempfile::TempDir, PathBuf, PathBuf) {
+    let tmp = tempfile::tempdir().unwrap();
+    let host = tmp.path().join("host.json");
+    let dir = tmp.path().join("sys");
+    std::fs::create_dir(&dir).unwrap();
+    succeeded(apmatrix(&host, &["host", "init"]));
+    (tmp, host, dir)
+}
+
 /// A bash script, with bash's messages in English.
 pub fn sh(script: &str) -> std::process::Output {
     Command::new("bash")
