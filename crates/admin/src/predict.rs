@@ -6,13 +6,13 @@
 use std::collections::BTreeMap;
 
 use apmatrix_model::topology::{parse_card_type, BootParameters, Card, CardMode};
-use apmatrix_model::{AdapterId, CpuModel, Host, MaskKind, MatrixAxis, Topology, SEED};
+use apmatrix_model::{AdapterId, CpuModel, Host, Mask256, MaskKind, MatrixAxis, Topology};
 
 use crate::{Observed, Wanted};
 
-/// The host as the model, from what sysfs shows. Card types come from the
+/// The host's hardware as the model's topology. Card types come from the
 /// cards' `type` attribute (zcrypt's), else from `hwtype` as a coprocessor.
-pub fn model_of(seen: &Observed) -> Host {
+pub fn topology_of(seen: &Observed) -> Topology {
     let mut cards = BTreeMap::new();
     for (id, c) in &seen.cards {
         let mode = parse_card_type(&c.type_name)
@@ -33,7 +33,7 @@ pub fn model_of(seen: &Observed) -> Host {
             },
         );
     }
-    let topology = Topology {
+    Topology {
         name: "observed".into(),
         apxa: seen.max_adapter_id > 63 || seen.max_domain_id > 15,
         qci_max_adapter_id: seen.max_adapter_id,
@@ -42,19 +42,28 @@ pub fn model_of(seen: &Observed) -> Host {
         control_domains: seen.control_domains,
         cards,
         boot: BootParameters::default(),
-    };
-    let mut host = Host::new(topology, &SEED);
-    // Clear bits first, so that no step takes an assigned APQN back.
-    let _ = host.set_mask(MaskKind::Apmask, seen.apmask);
-    let _ = host.set_mask(MaskKind::Aqmask, seen.aqmask);
+    }
+}
+
+/// The observed host's hardware under its profile, with these masks and no
+/// mdevs: what the masks let an mdev have.
+pub fn host_with_masks(seen: &Observed, apmask: Mask256, aqmask: Mask256) -> Host {
+    let mut host = Host::new(topology_of(seen), seen.profile);
+    for (kind, mask) in [(MaskKind::Apmask, apmask), (MaskKind::Aqmask, aqmask)] {
+        host.set_mask(kind, mask)
+            .expect("a host without mdevs takes any mask");
+    }
+    host
+}
+
+/// The host as the model, from what sysfs shows: its hardware, masks and
+/// mdevs, under its profile.
+pub fn model_of(seen: &Observed) -> Host {
+    let mut host = host_with_masks(seen, seen.apmask, seen.aqmask);
     for (uuid, m) in &seen.mdevs {
         let _ = host.create_mdev(*uuid);
-        for (axis, mask) in [
-            (MatrixAxis::Adapter, m.adapters),
-            (MatrixAxis::Domain, m.domains),
-            (MatrixAxis::ControlDomain, m.control_domains),
-        ] {
-            for id in mask.iter() {
+        for axis in MatrixAxis::ALL {
+            for id in m.axis(axis).iter() {
                 let _ = host.assign(uuid, axis, id as u64);
             }
         }

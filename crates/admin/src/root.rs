@@ -5,7 +5,7 @@ use std::fs;
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
-use apmatrix_model::Host;
+use apmatrix_model::{Host, KernelProfile};
 use apmatrix_sysfs::SysfsView;
 
 /// A refused or failed write: the errno and what the refusal said.
@@ -26,6 +26,11 @@ pub trait SysfsRoot {
     fn list(&self, path: &str) -> io::Result<Vec<String>>;
     /// Where the root is, for messages and shell commands (`/sys`).
     fn describe(&self) -> String;
+    /// The kernel generation behind the tree, when the root knows it (an
+    /// emulator does); `None` leaves it to [`crate::observe`].
+    fn kernel_profile(&self) -> Option<&'static KernelProfile> {
+        None
+    }
 }
 
 /// A directory that is a sysfs root: `/sys` itself or a mounted emulator.
@@ -113,6 +118,10 @@ impl SysfsRoot for EmulatedRoot {
 
     fn describe(&self) -> String {
         "/sys".into()
+    }
+
+    fn kernel_profile(&self) -> Option<&'static KernelProfile> {
+        Some(self.host.profile())
     }
 }
 

@@ -1,5 +1,6 @@
 use super::*;
-use apmatrix_model::{CpuModel, Host};
+use apmatrix_model::{CpuModel, Host, MaskKind, MatrixAxis, SEED};
+use uuid::Uuid;
 
 /// The seed document's three guests as a configuration.
 pub const SEED_GUESTS: &str = r#"
@@ -547,4 +548,83 @@ fn persistent_checks_match_ap_checks() {
         "{}",
         p[0]
     );
+}
+
+/// Every kind of problem check reports, byte for byte, on two hosts: the
+/// seed host with an mdev the configuration leaves alone, and a host
+/// without APXA (ids up to 63 and 15) with a CEX3 card.
+#[test]
+fn check_messages_are_as_recorded() {
+    let mut seed = Host::seed_example();
+    let alone = Uuid::from_u128(0x77);
+    seed.write_mask(MaskKind::Apmask, b"-5,-6").unwrap();
+    seed.create_mdev(alone).unwrap();
+    seed.assign(&alone, MatrixAxis::Adapter, 5).unwrap();
+    seed.assign(&alone, MatrixAxis::Domain, 0x47).unwrap();
+    let on_seed = r#"
+[masks]
+apmask = "0-5,7-255"
+
+[[mdev]]
+name = "a"
+adapters = "4,5"
+domains = "4"
+guest = "G"
+
+[[mdev]]
+name = "b"
+adapters = "5,6,0x20"
+domains = "4,0x47,0x99"
+control_domains = "0x98"
+guest = "G"
+
+[[mdev]]
+name = "b"
+adapters = "6"
+domains = "4"
+
+[[mdev]]
+name = "c"
+control_domains = "4"
+"#;
+    let small = apmatrix_model::Topology::from_toml(
+        r#"name = "small"
+apxa = false
+usage_domains = "0-3"
+control_domains = "0-3"
+
+[[card]]
+id = 1
+type = "CEX3C"
+
+[[card]]
+id = 2
+type = "CEX7C"
+"#,
+    )
+    .unwrap();
+    let on_small = r#"
+[masks]
+apmask = "0"
+
+[[mdev]]
+name = "d"
+adapters = "1,2,0x40"
+domains = "1,0x10"
+control_domains = "0x11"
+"#;
+    let mut all = String::new();
+    for (host, text) in [(seed, on_seed), (Host::new(small, &SEED), on_small)] {
+        let seen = observe(&EmulatedRoot { host }).unwrap();
+        for p in check(&wanted(text), &seen) {
+            all.push_str(&p.to_string());
+            all.push('\n');
+        }
+        all.push_str("--\n");
+    }
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/check-messages.txt");
+    if std::env::var_os("APMATRIX_BLESS").is_some() {
+        std::fs::write(&path, &all).unwrap();
+    }
+    assert_eq!(all, std::fs::read_to_string(&path).unwrap());
 }

@@ -32,8 +32,8 @@ pub mod vfio;
 
 pub use error::{ApError, ApqnList, Errno, MaskKind};
 pub use host::{
-    ApqnState, Driver, Effects, Guest, GuestUpdate, Host, HostState, Op, Rebind, StateError,
-    WriteTarget, Written,
+    host_owns, reclaimed, ApqnState, Clash, Driver, Effects, Guest, GuestUpdate, Host, HostState,
+    Occupancy, Op, Rebind, StateError, Unavailable, WriteTarget, Written,
 };
 pub use ids::{AdapterId, Apqn, DomainId, MatrixAxis};
 pub use mask::Mask256;

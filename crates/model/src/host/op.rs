@@ -166,20 +166,12 @@ impl Host {
     }
 
     /// Whether an operation, if accepted, would leave the host as it is
-    /// (cheap checks for the idempotent writes tools repeat).
+    /// (the idempotent writes tools repeat); the stores decide the same way.
     fn is_no_op(&self, op: &Op) -> bool {
         match op {
-            Op::SetMask { mask, value } => {
-                *value == self.mask(*mask) && self.profile.unchanged_mask_skips_reprobe
-            }
-            Op::Assign { uuid, axis, id } | Op::Unassign { uuid, axis, id } => {
-                let assign = matches!(op, Op::Assign { .. });
-                let set = u8::try_from(*id)
-                    .ok()
-                    .and_then(|id| self.mdevs.get(uuid).map(|m| m.axis(*axis).contains(id)));
-                // Re-validating kernels may refuse a re-assign; let apply decide.
-                set == Some(assign) && !(assign && self.profile.reassign_revalidates)
-            }
+            Op::SetMask { mask, value } => self.mask_write_changes_nothing(*mask, *value),
+            Op::Assign { uuid, axis, id } => self.store_changes_nothing(uuid, *axis, *id, true),
+            Op::Unassign { uuid, axis, id } => self.store_changes_nothing(uuid, *axis, *id, false),
             _ => false,
         }
     }

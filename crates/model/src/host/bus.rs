@@ -1,0 +1,214 @@
+//! The AP bus: apmask and aqmask, and which driver each queue is bound to
+//! (seed rule 4; kernel.md §3).
+
+use super::{Driver, Effects, Host, Rebind, WriteTarget};
+use crate::error::{ApError, ApqnList, MaskKind};
+use crate::ids::{AdapterId, Apqn};
+use crate::mask::Mask256;
+use crate::profile::MaskReclaim;
+
+/// Per adapter: the domains whose queue is bound to each driver.
+#[derive(Clone, PartialEq, Eq)]
+pub(super) struct Bindings {
+    pub(super) zcrypt: Box<[Mask256; 256]>,
+    pub(super) vfio: Box<[Mask256; 256]>,
+}
+
+impl Bindings {
+    pub(super) fn new() -> Self {
+        Bindings {
+            zcrypt: Box::new([Mask256::EMPTY; 256]),
+            vfio: Box::new([Mask256::EMPTY; 256]),
+        }
+    }
+}
+
+impl Host {
+    /// Completed bus scans (`/sys/bus/ap/scans`).
+    pub fn scans(&self) -> u64 {
+        self.scans
+    }
+
+    /// A bus scan: the kernel re-reads the configuration (the emulated
+    /// hardware does not change underneath it), and picks a default domain
+    /// if it has none yet.
+    pub fn rescan(&mut self) -> u64 {
+        self.scans += 1;
+        if self.bus.default_domain.is_none() {
+            self.bus.default_domain = self.select_default_domain();
+        }
+        self.scans
+    }
+
+    /// Whether the queue device exists.
+    pub fn queue_exists(&self, apqn: Apqn) -> bool {
+        self.topology.cards.contains_key(&apqn.adapter)
+            && self.topology.usage_domains.contains(apqn.domain.0)
+    }
+
+    /// The driver a queue is bound to; `None` if there is no such queue.
+    pub fn queue_driver(&self, apqn: Apqn) -> Option<Option<Driver>> {
+        if !self.queue_exists(apqn) {
+            return None;
+        }
+        let (a, d) = (apqn.adapter.0 as usize, apqn.domain.0);
+        Some(if self.bindings.zcrypt[a].contains(d) {
+            Some(Driver::Cex4Queue)
+        } else if self.bindings.vfio[a].contains(d) {
+            Some(Driver::VfioAp)
+        } else {
+            None
+        })
+    }
+
+    /// The domains of an adapter whose queues are bound to `driver`.
+    pub fn bound_domains(&self, adapter: AdapterId, driver: Driver) -> Mask256 {
+        match driver {
+            Driver::Cex4Queue => self.bindings.zcrypt[adapter.0 as usize],
+            Driver::VfioAp => self.bindings.vfio[adapter.0 as usize],
+            Driver::Cex4Card => Mask256::EMPTY,
+        }
+    }
+
+    /// The queues bound to `driver`, adapter-major ascending (the order
+    /// `ls /sys/bus/ap/drivers/<driver>` shows them).
+    pub fn queues_bound_to(&self, driver: Driver) -> Vec<Apqn> {
+        self.topology
+            .cards
+            .keys()
+            .flat_map(|a| {
+                self.bound_domains(*a, driver)
+                    .iter()
+                    .map(move |d| Apqn::new(a.0, d))
+                    .collect::<Vec<_>>()
+            })
+            .collect()
+    }
+
+    /// `/sys/bus/ap/bindings`: (bound queue devices, all queue devices).
+    pub fn bindings_count(&self) -> (u32, u32) {
+        let bound = self
+            .topology
+            .cards
+            .keys()
+            .map(|a| {
+                let a = a.0 as usize;
+                self.bindings.zcrypt[a].count() + self.bindings.vfio[a].count()
+            })
+            .sum();
+        (bound, self.topology.queue_count() as u32)
+    }
+
+    /// The `status` attribute of a queue bound to vfio_ap: `in use` when its
+    /// mdev's guest runs, `assigned` when an mdev holds it, else `unassigned`.
+    pub fn vfio_queue_status(&self, apqn: Apqn) -> Option<&'static str> {
+        if self.queue_driver(apqn) != Some(Some(Driver::VfioAp)) {
+            return None;
+        }
+        Some(match self.mdev_holding(apqn) {
+            Some(m) if self.attached.contains_key(&m.uuid) => "in use",
+            Some(_) => "assigned",
+            None => "unassigned",
+        })
+    }
+
+    /// A write to `/sys/bus/ap/apmask` or `aqmask`, either kernel form.
+    pub fn write_mask(&mut self, kind: MaskKind, input: &[u8]) -> Result<Effects, ApError> {
+        Ok(self.write(WriteTarget::Mask(kind), input)?.effects)
+    }
+
+    /// Sets a mask: refused if it would give the host an APQN that an mdev
+    /// holds; otherwise every queue is re-probed to the driver it now belongs to.
+    pub fn set_mask(&mut self, kind: MaskKind, new: Mask256) -> Result<Effects, ApError> {
+        if self.mask_write_changes_nothing(kind, new) {
+            return Ok(Effects::default());
+        }
+        if let MaskReclaim::Refuse(errno) = self.profile.mask_reclaim {
+            let taken = self.reclaimed_by(kind, new);
+            if let Some(&first) = taken.first() {
+                let holder = self
+                    .occupancy
+                    .holder(first)
+                    .expect("a held APQN has a holder");
+                return Err(ApError::MaskReclaimsAssigned {
+                    errno,
+                    mask: kind,
+                    new: new.to_string(),
+                    apqns: ApqnList(taken),
+                    mdev: holder,
+                    guest: self.attached.get(&holder).cloned(),
+                });
+            }
+        }
+        match kind {
+            MaskKind::Apmask => self.apmask = new,
+            MaskKind::Aqmask => self.aqmask = new,
+        }
+        let rebinds = self.reprobe();
+        let guest_updates = self.refresh_guests_after(&rebinds);
+        Ok(Effects {
+            reprobed: true,
+            rebinds,
+            guest_updates,
+        })
+    }
+
+    /// Binds every queue to the driver the masks name (kernel.md §3) and
+    /// reports what moved. Cards always bind cex4card.
+    pub(super) fn reprobe(&mut self) -> Vec<Rebind> {
+        let usage = self.topology.usage_domains;
+        let mut changes = Vec::new();
+        for card in self.topology.cards.values() {
+            let a = card.id.0 as usize;
+            let zcrypt = if self.apmask.contains(card.id.0) {
+                self.aqmask.and(&usage)
+            } else {
+                Mask256::EMPTY
+            };
+            let vfio = if self.profile.vfio_ap_drives(card.hwtype) {
+                usage.and_not(&zcrypt)
+            } else {
+                Mask256::EMPTY
+            };
+            let (old_z, old_v) = (self.bindings.zcrypt[a], self.bindings.vfio[a]);
+            let old_none = old_z.or(&old_v).complement().and(&usage);
+            let new_none = zcrypt.or(&vfio).complement().and(&usage);
+            let z = Some(Driver::Cex4Queue);
+            let v = Some(Driver::VfioAp);
+            for (from, old, to, new) in [
+                (z, old_z, v, vfio),
+                (v, old_v, z, zcrypt),
+                (None, old_none, z, zcrypt),
+                (None, old_none, v, vfio),
+                (z, old_z, None, new_none),
+                (v, old_v, None, new_none),
+            ] {
+                let domains = old.and(&new);
+                if !domains.is_empty() {
+                    changes.push(Rebind {
+                        adapter: card.id,
+                        domains,
+                        from,
+                        to,
+                    });
+                }
+            }
+            // A queue probed by cex4queue starts as online as its card;
+            // one leaving zcrypt forgets its flag (kernel.md §4).
+            for d in zcrypt.and_not(&old_z).iter() {
+                let apqn = Apqn::new(card.id.0, d);
+                if card.online {
+                    self.offline_queues.remove(&apqn);
+                } else {
+                    self.offline_queues.insert(apqn);
+                }
+            }
+            for d in old_z.and_not(&zcrypt).iter() {
+                self.offline_queues.remove(&Apqn::new(card.id.0, d));
+            }
+            self.bindings.zcrypt[a] = zcrypt;
+            self.bindings.vfio[a] = vfio;
+        }
+        changes
+    }
+}
