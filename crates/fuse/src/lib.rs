@@ -223,7 +223,7 @@ impl<B: Backend> SysfsFs<B> {
         let (kind, perm, size, nlink) = match node {
             Node::Dir(_) => (FileType::Directory, 0o755, 0, 2),
             // sysfs reports a page for every attribute
-            Node::File(f) => (FileType::RegularFile, f.mode, 4096, 1),
+            Node::File(f) => (FileType::RegularFile, f.mode(), 4096, 1),
             Node::Link(t) => (FileType::Symlink, 0o777, t.len() as u64, 1),
         };
         FileAttr {

@@ -17,7 +17,9 @@ mod attrs;
 use apmatrix_model::{AdapterId, ApError, Apqn, Driver, Errno, Host, Written};
 use uuid::Uuid;
 
-pub use attrs::{read, write, write_target};
+pub use attrs::{
+    read, write, write_target, BusAttr, CardAttr, File, MdevAttr, QueueAttr, TypeAttr,
+};
 
 /// The mdev bus's driver for vfio_ap mdevs (an mdev's `driver` link).
 pub const VFIO_MDEV_DRIVER: &str = "vfio_mdev";
@@ -51,35 +53,6 @@ pub enum Dir {
     IommuGroups,
     IommuGroup(u32),
     IommuGroupDevices(u32),
-}
-
-/// Whose attribute a file is.
-#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash)]
-pub enum Owner {
-    Bus,
-    Card(AdapterId),
-    Queue(Apqn),
-    MdevType,
-    Mdev(Uuid),
-}
-
-/// An attribute file: its owner, name and permission bits (as sysfs shows
-/// them: 0444 read-only, 0200 write-only, 0644 both; owner root).
-#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash)]
-pub struct File {
-    pub owner: Owner,
-    pub name: &'static str,
-    pub mode: u16,
-}
-
-impl File {
-    pub fn readable(&self) -> bool {
-        self.mode & 0o444 != 0
-    }
-
-    pub fn writable(&self) -> bool {
-        self.mode & 0o222 != 0
-    }
 }
 
 /// An entry of the tree.
@@ -181,7 +154,7 @@ pub fn child(host: &Host, dir: Dir, name: &str) -> Option<Node> {
         Dir::BusAp => match name {
             "devices" => d(Dir::BusApDevices),
             "drivers" => d(Dir::BusApDrivers),
-            _ => attrs::bus_attr(host, name).map(Node::File),
+            _ => attrs::named(attrs::bus_attrs(host), name).map(Node::File),
         },
         Dir::BusApDevices => {
             if let Some(a) = parse_card_name(name).filter(|a| card_exists(host, *a)) {
@@ -238,7 +211,7 @@ pub fn child(host: &Host, dir: Dir, name: &str) -> Option<Node> {
                     return (q.adapter == a && host.queue_exists(q))
                         .then_some(Node::Dir(Dir::Queue(q)));
                 }
-                attrs::card_attr(host, a, name).map(Node::File)
+                attrs::named(attrs::card_attrs(host, a), name).map(Node::File)
             }
         },
         Dir::Queue(q) => match name {
@@ -247,7 +220,7 @@ pub fn child(host: &Host, dir: Dir, name: &str) -> Option<Node> {
                 link(format!("../../../../bus/ap/drivers/{}", drv.name()))
             }
             "subsystem" => link("../../../../bus/ap".into()),
-            _ => attrs::queue_attr(host, q, name).map(Node::File),
+            _ => attrs::named(attrs::queue_attrs(host, q), name).map(Node::File),
         },
         Dir::DevicesVfioAp => (name == "matrix").then_some(Node::Dir(Dir::Matrix)),
         Dir::Matrix => {
@@ -262,7 +235,7 @@ pub fn child(host: &Host, dir: Dir, name: &str) -> Option<Node> {
         }
         Dir::MdevType => match name {
             "devices" => d(Dir::MdevTypeDevices),
-            _ => attrs::type_attr(name).map(Node::File),
+            _ => attrs::named(attrs::type_attrs(host), name).map(Node::File),
         },
         Dir::MdevTypeDevices => {
             let u = parse_mdev_name(name).filter(|u| host.mdev(u).is_some())?;
@@ -279,7 +252,7 @@ pub fn child(host: &Host, dir: Dir, name: &str) -> Option<Node> {
                 let group = host.mdev(&u)?.iommu_group;
                 link(format!("../../../../kernel/iommu_groups/{group}"))
             }
-            _ => attrs::mdev_attr(host, u, name).map(Node::File),
+            _ => attrs::named(attrs::mdev_attrs(host, u), name).map(Node::File),
         },
         Dir::Class => (name == "mdev_bus").then_some(Node::Dir(Dir::MdevBusClass)),
         Dir::MdevBusClass => (name == apmatrix_model::vfio::MATRIX_DEVICE)
@@ -322,7 +295,7 @@ pub fn children(host: &Host, dir: Dir) -> Vec<(String, Kind)> {
             add("devices".into(), Kind::Dir);
             add("drivers".into(), Kind::Dir);
             for f in attrs::bus_attrs(host) {
-                add(f.name.into(), Kind::File);
+                add(f.name().into(), Kind::File);
             }
         }
         Dir::BusApDevices => {
@@ -371,7 +344,7 @@ pub fn children(host: &Host, dir: Dir) -> Vec<(String, Kind)> {
             add("driver".into(), Kind::Link);
             add("subsystem".into(), Kind::Link);
             for f in attrs::card_attrs(host, a) {
-                add(f.name.into(), Kind::File);
+                add(f.name().into(), Kind::File);
             }
             for q in queues(a) {
                 add(q.to_string(), Kind::Dir);
@@ -383,7 +356,7 @@ pub fn children(host: &Host, dir: Dir) -> Vec<(String, Kind)> {
             }
             add("subsystem".into(), Kind::Link);
             for f in attrs::queue_attrs(host, q) {
-                add(f.name.into(), Kind::File);
+                add(f.name().into(), Kind::File);
             }
         }
         Dir::DevicesVfioAp => add("matrix".into(), Kind::Dir),
@@ -396,8 +369,8 @@ pub fn children(host: &Host, dir: Dir) -> Vec<(String, Kind)> {
         Dir::MdevTypes => add(apmatrix_model::vfio::MDEV_TYPE.into(), Kind::Dir),
         Dir::MdevType => {
             add("devices".into(), Kind::Dir);
-            for f in attrs::TYPE_ATTRS {
-                add(f.0.into(), Kind::File);
+            for f in attrs::type_attrs(host) {
+                add(f.name().into(), Kind::File);
             }
         }
         Dir::Mdev(u) => {
@@ -405,7 +378,7 @@ pub fn children(host: &Host, dir: Dir) -> Vec<(String, Kind)> {
                 add(n.into(), Kind::Link);
             }
             for f in attrs::mdev_attrs(host, u) {
-                add(f.name.into(), Kind::File);
+                add(f.name().into(), Kind::File);
             }
         }
         Dir::Class => add("mdev_bus".into(), Kind::Dir),
