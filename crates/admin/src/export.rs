@@ -14,12 +14,9 @@ use crate::{id_value, ConfigError, WantedMdev};
 /// domains), as mdevctl replays them.
 fn attrs(m: &WantedMdev) -> Vec<(String, String)> {
     let mut out = Vec::new();
-    for (axis, mask) in [
-        (MatrixAxis::Adapter, m.adapters),
-        (MatrixAxis::Domain, m.domains),
-        (MatrixAxis::ControlDomain, m.control_domains),
-    ] {
-        for id in mask.iter() {
+    let matrix = m.matrix();
+    for axis in MatrixAxis::ALL {
+        for id in matrix.axis(axis).iter() {
             out.push((format!("assign_{}", axis.attr_word()), id_value(axis, id)));
         }
     }

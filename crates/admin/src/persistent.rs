@@ -9,7 +9,7 @@ use std::path::Path;
 
 use apmatrix_model::parse::parse_absolute_mask;
 use apmatrix_model::vfio::cross;
-use apmatrix_model::{Apqn, Mask256};
+use apmatrix_model::{host_owns, Apqn, Mask256};
 use uuid::Uuid;
 
 use crate::export::from_mdevctl_json;
@@ -110,7 +110,7 @@ pub fn check_persistent(wanted: &Wanted, etc: &Path, active: (Mask256, Mask256))
         let host: Vec<Apqn> = apqns
             .iter()
             .copied()
-            .filter(|q| apmask.contains(q.adapter.0) && aqmask.contains(q.domain.0))
+            .filter(|q| host_owns(&apmask, &aqmask, *q))
             .collect();
         if !host.is_empty() {
             out.push(Problem {

@@ -43,11 +43,7 @@ fn mdev_attr(uuid: &Uuid, attr: &str) -> String {
 /// adapters first; each undone by `<undo>_<axis>`.
 fn matrix_steps(uuid: &Uuid, have: &Matrix, other: &Matrix, verb: &str, undo: &str) -> Vec<Step> {
     let mut steps = Vec::new();
-    for axis in [
-        MatrixAxis::Adapter,
-        MatrixAxis::Domain,
-        MatrixAxis::ControlDomain,
-    ] {
+    for axis in MatrixAxis::ALL {
         for id in have.axis(axis).and_not(&other.axis(axis)).iter() {
             let word = axis.attr_word();
             steps.push(Step {

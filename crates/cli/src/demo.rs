@@ -5,7 +5,8 @@
 
 use std::fmt::Write as _;
 
-use apmatrix_model::{ApError, CpuModel, Driver, Host, MaskKind, MatrixAxis};
+use apmatrix_model::{ApError, CpuModel, Driver, Host, MaskKind};
+use apmatrix_sysfs::AccessError;
 use uuid::Uuid;
 
 use crate::describe_effects;
@@ -82,24 +83,12 @@ impl Tour<'_> {
         self.shell("", &format!("echo {value} > {attr}"));
         let input = format!("{value}\n");
         let bytes = input.as_bytes();
-        let result = match attr {
-            "remove" => self
-                .host
-                .write_remove(uuid, bytes)
-                .map(|()| Default::default()),
-            _ => {
-                let (assign, word) = attr.split_once('_').expect("assign_x or unassign_x");
-                let axis = match word {
-                    "adapter" => MatrixAxis::Adapter,
-                    "domain" => MatrixAxis::Domain,
-                    _ => MatrixAxis::ControlDomain,
-                };
-                if assign == "assign" {
-                    self.host.write_assign(uuid, axis, bytes)
-                } else {
-                    self.host.write_unassign(uuid, axis, bytes)
-                }
-            }
+        // Through the tree's own attribute table, as the shell's echo would.
+        let path = format!("devices/vfio_ap/matrix/{uuid}/{attr}");
+        let result = match apmatrix_sysfs::write_path(&mut self.host, &path, bytes) {
+            Ok(written) => Ok(written.effects),
+            Err(AccessError::Refused(e)) => Err(e),
+            Err(other) => unreachable!("the demo writes only attributes of its own mdevs: {other}"),
         };
         match result {
             Ok(effects) => {
