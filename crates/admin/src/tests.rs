@@ -628,3 +628,70 @@ control_domains = "0x11"
     }
     assert_eq!(all, std::fs::read_to_string(&path).unwrap());
 }
+
+/// check asks the model under the host's own profile: with OLD's rules
+/// (availability = bound to vfio_ap, masks may take queues back) the same
+/// configuration on the same host gets other verdicts than under the seed's.
+#[test]
+fn check_follows_the_hosts_profile() {
+    use apmatrix_model::profile::{Availability, KernelProfile, MaskReclaim};
+    static OLD_RULES: KernelProfile = KernelProfile {
+        name: "old rules (test)",
+        availability: Availability::BoundToVfioAp,
+        mask_reclaim: MaskReclaim::Allow,
+        ..SEED
+    };
+    let small = apmatrix_model::Topology::from_toml(
+        r#"name = "small"
+usage_domains = "0-3"
+control_domains = "0-3"
+
+[[card]]
+id = 1
+type = "CEX3C"
+
+[[card]]
+id = 2
+type = "CEX7C"
+"#,
+    )
+    .unwrap();
+    let alone = Uuid::from_u128(0x77);
+    let text = r#"
+[masks]
+apmask = "0,2"
+
+[[mdev]]
+name = "d"
+adapters = "1"
+domains = "1"
+"#;
+    let mut verdicts = Vec::new();
+    for profile in [&SEED, &OLD_RULES] {
+        let mut host = Host::new(small.clone(), profile);
+        host.write_mask(MaskKind::Apmask, b"0").unwrap();
+        host.create_mdev(alone).unwrap();
+        host.assign(&alone, MatrixAxis::Adapter, 2).unwrap();
+        host.assign(&alone, MatrixAxis::Domain, 3).unwrap();
+        let seen = observe(&EmulatedRoot { host }).unwrap();
+        assert_eq!(seen.profile.name, profile.name);
+        let messages: Vec<String> = check(&wanted(text), &seen)
+            .iter()
+            .filter(|p| p.severity == Severity::Error)
+            .map(|p| p.message.clone())
+            .collect();
+        verdicts.push(messages);
+    }
+    // seed: the CEX3 queue is free per the masks (no error), but apmask
+    // would take 02.0003 from the mdev left alone.
+    assert_eq!(verdicts[0].len(), 1, "{:?}", verdicts[0]);
+    assert!(verdicts[0][0].contains("would give the host APQN 02.0003"));
+    // old rules: masks may take it back; the CEX3 queue is bound to no
+    // driver, so it cannot be assigned.
+    assert_eq!(verdicts[1].len(), 1, "{:?}", verdicts[1]);
+    assert!(
+        verdicts[1][0].contains("APQN 01.0001 is not bound to the vfio_ap driver (EADDRNOTAVAIL)"),
+        "{:?}",
+        verdicts[1]
+    );
+}

@@ -149,8 +149,9 @@ fn assign_unassign(c: &mut Criterion) {
                 })
             });
             // Everything is occupied: the model must refuse an assignment and
-            // find the holder. Its search is linear in the mdevs, so measure
-            // a holder early and late in UUID order.
+            // name the holder. It was once a linear search over the mdevs, so
+            // a holder early and late in UUID order are both measured; the
+            // APQN-to-holder index makes them alike.
             for (other, position) in [(0u64, "early"), (0xff, "late")] {
                 let holder = match layout {
                     Layout::Rows => layout.holder(other as u8, 0xa0),

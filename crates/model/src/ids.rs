@@ -23,11 +23,14 @@ pub struct DomainId(pub u8);
 /// Printed the way the kernel names queue devices, `%02x.%04x`: `05.00ab`.
 #[derive(Copy, Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Apqn {
+    /// The adapter (APID).
     pub adapter: AdapterId,
+    /// The domain (APQI).
     pub domain: DomainId,
 }
 
 impl Apqn {
+    /// The queue of `adapter` and `domain`.
     pub const fn new(adapter: u8, domain: u8) -> Self {
         Apqn {
             adapter: AdapterId(adapter),
@@ -71,7 +74,7 @@ impl fmt::Display for Apqn {
     }
 }
 
-/// Error of [`Apqn::from_str`]: names the text and the expected form.
+/// Error of `Apqn::from_str`: names the text and the expected form.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{0:?} is not an APQN: expected two hex digits of adapter, a dot and four hex digits of domain, as in 05.00ab")]
 pub struct ApqnParseError(pub String);
@@ -118,12 +121,16 @@ impl<'de> Deserialize<'de> for Apqn {
 #[derive(Copy, Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum MatrixAxis {
+    /// Adapters (APM): `assign_adapter`.
     Adapter,
+    /// Usage domains (AQM): `assign_domain`.
     Domain,
+    /// Control domains (ADM): `assign_control_domain`.
     ControlDomain,
 }
 
 impl MatrixAxis {
+    /// All three, in the order of the mdev's matrix masks (APM, AQM, ADM).
     pub const ALL: [MatrixAxis; 3] = [
         MatrixAxis::Adapter,
         MatrixAxis::Domain,

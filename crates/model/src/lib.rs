@@ -21,6 +21,8 @@
 //! assert_eq!(err.errno(), Errno::EADDRNOTAVAIL);
 //! ```
 
+#![deny(missing_docs)]
+
 pub mod error;
 pub mod host;
 pub mod ids;

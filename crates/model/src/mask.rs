@@ -14,7 +14,9 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 pub struct Mask256([u64; 4]);
 
 impl Mask256 {
+    /// No id set.
     pub const EMPTY: Mask256 = Mask256([0; 4]);
+    /// Every id set: the boot default of apmask and aqmask.
     pub const FULL: Mask256 = Mask256([u64::MAX; 4]);
 
     #[inline]
@@ -44,48 +46,57 @@ impl Mask256 {
         self.0
     }
 
+    /// The mask of four raw words, laid out as [`Mask256::words`] gives them.
     pub const fn from_words(words: [u64; 4]) -> Self {
         Mask256(words)
     }
 
+    /// Whether `id` is set.
     #[inline]
     pub fn contains(&self, id: u8) -> bool {
         let (w, b) = Self::word_bit(id);
         self.0[w] & b != 0
     }
 
+    /// Sets `id`.
     #[inline]
     pub fn set(&mut self, id: u8) {
         let (w, b) = Self::word_bit(id);
         self.0[w] |= b;
     }
 
+    /// Clears `id`.
     #[inline]
     pub fn clear(&mut self, id: u8) {
         let (w, b) = Self::word_bit(id);
         self.0[w] &= !b;
     }
 
+    /// Whether no id is set.
     #[inline]
     pub fn is_empty(&self) -> bool {
         self.0 == [0; 4]
     }
 
+    /// Whether the two masks share an id.
     #[inline]
     pub fn intersects(&self, other: &Mask256) -> bool {
         (0..4).any(|i| self.0[i] & other.0[i] != 0)
     }
 
+    /// Whether every id of `self` is set in `other`.
     #[inline]
     pub fn is_subset_of(&self, other: &Mask256) -> bool {
         (0..4).all(|i| self.0[i] & !other.0[i] == 0)
     }
 
+    /// The ids set in both.
     #[inline]
     pub fn and(&self, other: &Mask256) -> Mask256 {
         Mask256(std::array::from_fn(|i| self.0[i] & other.0[i]))
     }
 
+    /// The ids set in either.
     #[inline]
     pub fn or(&self, other: &Mask256) -> Mask256 {
         Mask256(std::array::from_fn(|i| self.0[i] | other.0[i]))
@@ -97,6 +108,7 @@ impl Mask256 {
         Mask256(std::array::from_fn(|i| self.0[i] & !other.0[i]))
     }
 
+    /// The ids not set.
     #[inline]
     pub fn complement(&self) -> Mask256 {
         Mask256(std::array::from_fn(|i| !self.0[i]))
@@ -107,6 +119,7 @@ impl Mask256 {
         self.and(&Mask256::range(0, max))
     }
 
+    /// How many ids are set.
     pub fn count(&self) -> u32 {
         self.0.iter().map(|w| w.count_ones()).sum()
     }

@@ -15,7 +15,9 @@ use crate::mask::Mask256;
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 #[error("{rule} (at byte {offset})")]
 pub struct SyntaxError {
+    /// Byte offset in the written input where the rule broke.
     pub offset: usize,
+    /// The rule, in words.
     pub rule: String,
 }
 
@@ -327,8 +329,11 @@ pub fn parse_create_uuid(input: &[u8]) -> Result<Uuid, SyntaxError> {
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 #[error("{item:?} in {list:?}: {rule}")]
 pub struct IdListError {
+    /// The whole list as written.
     pub list: String,
+    /// The item that broke the rule.
     pub item: String,
+    /// The rule it broke.
     pub rule: String,
 }
 

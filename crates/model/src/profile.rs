@@ -74,14 +74,19 @@ pub struct SysfsAttributes {
 /// The era-dependent rules of one kernel generation.
 #[derive(Debug, PartialEq, Eq)]
 pub struct KernelProfile {
+    /// The name users choose it by, and state files record (`seed`).
     pub name: &'static str,
+    /// One sentence on the generation's semantics, for listings.
     pub summary: &'static str,
+    /// Whether a mask write may take an assigned APQN back from its mdev.
     pub mask_reclaim: MaskReclaim,
     /// An unchanged mask write succeeds without re-probing (NEW); OLD always
     /// re-probes. With synchronous binding both leave the same state; the
     /// difference is whether a re-probe is reported.
     pub unchanged_mask_skips_reprobe: bool,
+    /// What an APQN needs to be assignable to an mdev.
     pub availability: Availability,
+    /// Whether assign/unassign work while a guest uses the mdev.
     pub running_guest: RunningGuest,
     /// Assigning an id that is already assigned: success without checks
     /// (SEED/NEW) or success only after the checks pass again (OLD).
@@ -95,12 +100,15 @@ pub struct KernelProfile {
     pub instances_exhausted: Errno,
     /// `available_instances` of a fresh matrix device.
     pub max_instances: u32,
+    /// How the guest's CRYCB (`guest_matrix`) follows from the matrix.
     pub guest_filter: GuestFilter,
     /// The lowest hwtype vfio_ap binds (CEX4 = 10).
     pub vfio_ap_min_hwtype: u8,
+    /// How `poll_thread` parses a write.
     pub poll_thread_input: PollThreadInput,
     /// The smallest `poll_timeout` accepted (OLD rejected 0; NEW takes it).
     pub poll_timeout_min: u64,
+    /// Which optional sysfs attributes exist.
     pub sysfs: SysfsAttributes,
 }
 

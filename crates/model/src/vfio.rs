@@ -21,6 +21,7 @@ pub const MATRIX_DEVICE: &str = "matrix";
 /// A mediated matrix device: what an administrator assigned to it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Mdev {
+    /// Its UUID: its directory under the matrix device, and QEMU's `sysfsdev`.
     pub uuid: Uuid,
     /// APM: the assigned adapters.
     pub adapters: Mask256,
@@ -35,6 +36,7 @@ pub struct Mdev {
 }
 
 impl Mdev {
+    /// A new mdev with an empty matrix, as `create` makes it.
     pub fn new(uuid: Uuid) -> Self {
         Mdev {
             uuid,
@@ -45,6 +47,7 @@ impl Mdev {
         }
     }
 
+    /// The ids assigned on one axis: APM, AQM or ADM.
     pub fn axis(&self, axis: MatrixAxis) -> &Mask256 {
         match axis {
             MatrixAxis::Adapter => &self.adapters,
@@ -122,16 +125,21 @@ pub fn matrix_text(adapters: &Mask256, domains: &Mask256) -> String {
 /// The masks the guest's CRYCB carries (its AP control block).
 #[derive(Copy, Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Crycb {
+    /// APM: the adapters the guest may use.
     pub apm: Mask256,
+    /// AQM: the (usage) domains the guest may send requests to.
     pub aqm: Mask256,
+    /// ADM: the control domains the guest may change.
     pub adm: Mask256,
 }
 
 impl Crycb {
+    /// The APQNs the guest can address (APM x AQM), adapter-major ascending.
     pub fn apqns(&self) -> impl Iterator<Item = Apqn> + '_ {
         cross(&self.apm, &self.aqm)
     }
 
+    /// Whether the APQN is in APM x AQM.
     pub fn contains(&self, apqn: Apqn) -> bool {
         self.apm.contains(apqn.adapter.0) && self.aqm.contains(apqn.domain.0)
     }
@@ -209,19 +217,28 @@ impl CpuModel {
 /// One card as a guest's lszcrypt lists it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct GuestCard {
+    /// The card's adapter number.
     pub adapter: AdapterId,
+    /// The type lszcrypt shows (`CEX5C`).
     pub type_name: String,
+    /// The MODE column (`CCA-Coproc`).
     pub mode: &'static str,
+    /// The domains of the card's queues the guest sees, ascending.
     pub domains: Vec<DomainId>,
 }
 
 /// What a running guest sees of the AP facility.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct GuestView {
+    /// The guest's name.
     pub guest: String,
+    /// The mdev it has open, if any.
     pub mdev: Option<Uuid>,
+    /// Its CPU model's AP features.
     pub cpu: CpuModel,
+    /// The masks vfio_ap gave it.
     pub crycb: Crycb,
+    /// The cards and queues its lszcrypt lists, by adapter.
     pub cards: Vec<GuestCard>,
     /// Why assigned resources are not visible, one sentence each.
     pub notes: Vec<String>,

@@ -1685,6 +1685,13 @@ fn check_agreement(
             "driver of queue {}",
             Apqn::new(a, d)
         );
+        // The APQN-to-holder index (Occupancy) against the matrices.
+        ensure_eq!(
+            host.mdev_holding(Apqn::new(a, d)).map(|m| m.uuid),
+            oracle.holder((a, d)),
+            "mdev holding {}",
+            Apqn::new(a, d)
+        );
     }
     Ok(())
 }

@@ -2,7 +2,7 @@
 //!
 //! One path table serves both the in-process API ([`SysfsView`]) and the
 //! FUSE server: [`child`] and [`children`] say what a directory holds,
-//! [`read`] prints an attribute as the kernel does, [`write`] turns a
+//! [`read`] prints an attribute as the kernel does, [`write()`] turns a
 //! write(2) into a model operation with the kernel's errno. The layout
 //! follows kernel.md §1 and §4–§6 and what tools.md says mdevctl, lszcrypt
 //! and QEMU read; every symbolic link is relative, so resolving one never
@@ -12,14 +12,18 @@
 //! `/sys/bus/ap/apmask`). Which optional attributes exist is decided by the
 //! host's kernel profile ([`apmatrix_model::profile::SysfsAttributes`]).
 
-mod attrs;
+#![deny(missing_docs)]
 
-use apmatrix_model::{AdapterId, ApError, Apqn, Driver, Errno, Host, Written};
+mod attrs;
+mod view;
+
+use apmatrix_model::{AdapterId, Apqn, Driver, Host};
 use uuid::Uuid;
 
 pub use attrs::{
     read, write, write_target, BusAttr, CardAttr, File, MdevAttr, QueueAttr, TypeAttr,
 };
+pub use view::{list_path, lookup, read_path, resolve_path, write_path, AccessError, SysfsView};
 
 /// The mdev bus's driver for vfio_ap mdevs (an mdev's `driver` link).
 pub const VFIO_MDEV_DRIVER: &str = "vfio_mdev";
@@ -27,38 +31,69 @@ pub const VFIO_MDEV_DRIVER: &str = "vfio_mdev";
 /// A directory of the tree.
 #[derive(Copy, Clone, Debug, PartialEq, Eq, Hash)]
 pub enum Dir {
+    /// The sysfs root (`/sys`).
     Root,
+    /// `bus`: the AP and mdev buses.
     Bus,
+    /// `bus/ap`: the AP bus, with its masks and settings.
     BusAp,
+    /// `bus/ap/devices`: links to every card and queue.
     BusApDevices,
+    /// `bus/ap/drivers`: cex4card, cex4queue and vfio_ap.
     BusApDrivers,
+    /// `bus/ap/drivers/<driver>`: links to the devices bound to it.
     ApDriver(Driver),
+    /// `bus/mdev`: the mediated device bus.
     BusMdev,
+    /// `bus/mdev/devices`: links to every mdev.
     BusMdevDevices,
+    /// `bus/mdev/drivers`.
     BusMdevDrivers,
+    /// `bus/mdev/drivers/vfio_mdev`: links to the mdevs it binds (all of them).
     VfioMdevDriver,
+    /// `devices`: the AP and vfio_ap device trees.
     Devices,
+    /// `devices/ap`: the AP bus's root device, parent of the cards.
     DevicesAp,
+    /// `devices/ap/cardXX`: a card, its attributes and its queues.
     Card(AdapterId),
+    /// `devices/ap/cardXX/XX.YYYY`: a queue device.
     Queue(Apqn),
+    /// `devices/vfio_ap`: vfio_ap's root device.
     DevicesVfioAp,
+    /// `devices/vfio_ap/matrix`: the matrix device, parent of every mdev.
     Matrix,
+    /// `devices/vfio_ap/matrix/mdev_supported_types`.
     MdevTypes,
+    /// `.../mdev_supported_types/vfio_ap-passthrough`: the one mdev type, with
+    /// `create` and `available_instances`.
     MdevType,
+    /// `.../vfio_ap-passthrough/devices`: links to the mdevs of the type.
     MdevTypeDevices,
+    /// `devices/vfio_ap/matrix/<uuid>`: an mdev, with its matrix attributes.
     Mdev(Uuid),
+    /// `class`: here only `mdev_bus`.
     Class,
+    /// `class/mdev_bus`: links to the devices that parent mdevs (the matrix
+    /// device).
     MdevBusClass,
+    /// `kernel`: here only `iommu_groups`.
     Kernel,
+    /// `kernel/iommu_groups`: one group per mdev.
     IommuGroups,
+    /// `kernel/iommu_groups/<n>`: an mdev's IOMMU group (QEMU opens
+    /// `/dev/vfio/<n>`).
     IommuGroup(u32),
+    /// `kernel/iommu_groups/<n>/devices`: a link to the group's mdev.
     IommuGroupDevices(u32),
 }
 
 /// An entry of the tree.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub enum Node {
+    /// A directory.
     Dir(Dir),
+    /// An attribute file.
     File(File),
     /// A symbolic link and its relative target.
     Link(String),
@@ -67,12 +102,16 @@ pub enum Node {
 /// What kind of entry a name in a listing is.
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
 pub enum Kind {
+    /// A directory.
     Dir,
+    /// An attribute file.
     File,
+    /// A symbolic link.
     Link,
 }
 
 impl Node {
+    /// What kind of entry it is, as a listing shows it.
     pub fn kind(&self) -> Kind {
         match self {
             Node::Dir(_) => Kind::Dir,
@@ -408,172 +447,6 @@ pub fn dir_exists(host: &Host, dir: Dir) -> bool {
         Dir::Mdev(u) => host.mdev(&u).is_some(),
         Dir::IommuGroup(g) | Dir::IommuGroupDevices(g) => mdev_in_group(host, g).is_some(),
         _ => true,
-    }
-}
-
-/// The node at a path relative to the sysfs root (`""` is the root),
-/// without following links.
-pub fn lookup(host: &Host, path: &str) -> Option<Node> {
-    let mut node = Node::Dir(Dir::Root);
-    for name in path.split('/').filter(|c| !c.is_empty()) {
-        let Node::Dir(dir) = node else {
-            return None;
-        };
-        node = child(host, dir, name)?;
-    }
-    Some(node)
-}
-
-/// Why a path operation of the in-process API failed.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum AccessError {
-    /// No such file or directory (ENOENT).
-    NotFound(String),
-    /// The path is a directory or link where a file was wanted, or the
-    /// attribute has no read (write) method: sysfs refuses the open (EACCES).
-    NotPermitted(String),
-    /// The write reached the attribute and the kernel refused it.
-    Refused(ApError),
-}
-
-impl std::error::Error for AccessError {}
-
-impl std::fmt::Display for AccessError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            AccessError::NotFound(p) => write!(f, "{p}: No such file or directory"),
-            AccessError::NotPermitted(p) => write!(f, "{p}: Permission denied"),
-            AccessError::Refused(e) => e.fmt(f),
-        }
-    }
-}
-
-impl AccessError {
-    pub fn errno(&self) -> Errno {
-        match self {
-            AccessError::NotFound(_) => Errno::ENOENT,
-            AccessError::NotPermitted(_) => Errno::EACCES,
-            AccessError::Refused(e) => e.errno(),
-        }
-    }
-}
-
-/// The in-process sysfs: path-level reads and writes on a host, as a
-/// process would do them through the mounted tree (links in the middle of
-/// a path are followed; the last component is not).
-pub struct SysfsView<'a> {
-    pub host: &'a mut Host,
-}
-
-impl SysfsView<'_> {
-    fn resolve(&self, path: &str) -> Result<Node, AccessError> {
-        resolve_path(self.host, path).ok_or_else(|| AccessError::NotFound(path.into()))
-    }
-
-    fn file(&self, path: &str, want_write: bool) -> Result<File, AccessError> {
-        match self.resolve(path)? {
-            Node::File(f) if (want_write && f.writable()) || (!want_write && f.readable()) => Ok(f),
-            _ => Err(AccessError::NotPermitted(path.into())),
-        }
-    }
-
-    /// `cat PATH`.
-    pub fn read(&self, path: &str) -> Result<String, AccessError> {
-        read_path(self.host, path)
-    }
-
-    /// One write(2) of `data` to PATH.
-    pub fn write(&mut self, path: &str, data: &[u8]) -> Result<Written, AccessError> {
-        let f = self.file(path, true)?;
-        write(self.host, &f, data).map_err(AccessError::Refused)
-    }
-
-    /// `ls PATH`: the names in a directory.
-    pub fn list(&self, path: &str) -> Result<Vec<String>, AccessError> {
-        list_path(self.host, path)
-    }
-
-    /// `readlink PATH`.
-    pub fn read_link(&self, path: &str) -> Result<String, AccessError> {
-        match lookup(self.host, path) {
-            Some(Node::Link(t)) => Ok(t),
-            Some(_) => Err(AccessError::NotPermitted(path.into())),
-            None => Err(AccessError::NotFound(path.into())),
-        }
-    }
-}
-
-/// `cat PATH` (links followed).
-pub fn read_path(host: &Host, path: &str) -> Result<String, AccessError> {
-    match resolve_path(host, path) {
-        Some(Node::File(f)) if f.readable() => Ok(read(host, &f)),
-        Some(_) => Err(AccessError::NotPermitted(path.into())),
-        None => Err(AccessError::NotFound(path.into())),
-    }
-}
-
-/// `ls PATH` (links followed): the names in a directory, sorted.
-pub fn list_path(host: &Host, path: &str) -> Result<Vec<String>, AccessError> {
-    match resolve_path(host, path) {
-        Some(Node::Dir(d)) => Ok(children(host, d).into_iter().map(|(n, _)| n).collect()),
-        Some(_) => Err(AccessError::NotPermitted(path.into())),
-        None => Err(AccessError::NotFound(path.into())),
-    }
-}
-
-/// One write(2) to the attribute at `path` (no links in it: a path as the
-/// FUSE server knows it): ENOENT if it is gone, EACCES if it takes no write.
-pub fn write_path(host: &mut Host, path: &str, data: &[u8]) -> Result<Written, AccessError> {
-    match lookup(host, path) {
-        Some(Node::File(f)) if f.writable() => write(host, &f, data).map_err(AccessError::Refused),
-        Some(_) => Err(AccessError::NotPermitted(path.into())),
-        None => Err(AccessError::NotFound(path.into())),
-    }
-}
-
-/// Resolves a path as open(2) does: links are followed (relative to the
-/// directory holding them), `..` steps up.
-pub fn resolve_path(host: &Host, path: &str) -> Option<Node> {
-    let mut stack: Vec<String> = Vec::new();
-    let mut pending: Vec<String> = path
-        .split('/')
-        .filter(|c| !c.is_empty())
-        .rev()
-        .map(String::from)
-        .collect();
-    let mut hops = 0;
-    loop {
-        let Some(name) = pending.pop() else {
-            return lookup(host, &stack.join("/"));
-        };
-        match name.as_str() {
-            "." => continue,
-            ".." => {
-                stack.pop();
-                continue;
-            }
-            _ => {}
-        }
-        let parent = lookup(host, &stack.join("/"))?;
-        let Node::Dir(dir) = parent else {
-            return None;
-        };
-        match child(host, dir, &name)? {
-            Node::Link(target) => {
-                hops += 1;
-                if hops > 40 {
-                    return None; // ELOOP
-                }
-                pending.extend(
-                    target
-                        .split('/')
-                        .filter(|c| !c.is_empty())
-                        .rev()
-                        .map(String::from),
-                );
-            }
-            _ => stack.push(name),
-        }
     }
 }
 

@@ -1,5 +1,5 @@
 use super::*;
-use apmatrix_model::{MaskKind, MatrixAxis, Topology, SEED};
+use apmatrix_model::{Errno, MaskKind, MatrixAxis, Topology, SEED};
 
 const UUID1: &str = "669d9b23-fe1b-4ecd-be08-e42dc3f5d3c4";
 

@@ -2,7 +2,7 @@
 //! matrix device with its mdevs, and the guests using them.
 //!
 //! Every operation either succeeds and reports its [`Effects`], or returns an
-//! [`ApError`] and leaves the host exactly as it was: all checks run before
+//! [`ApError`](crate::ApError) and leaves the host exactly as it was: all checks run before
 //! the first change.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -73,13 +73,18 @@ fn driver_name(d: Option<Driver>) -> &'static str {
 /// Queues of one adapter whose driver changed in a re-probe.
 #[derive(Copy, Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct Rebind {
+    /// The card of the queues.
     pub adapter: AdapterId,
+    /// The domains of the queues that moved.
     pub domains: Mask256,
+    /// The driver they were bound to (`None`: unbound).
     pub from: Option<Driver>,
+    /// The driver they are bound to now (`None`: unbound).
     pub to: Option<Driver>,
 }
 
 impl Rebind {
+    /// The moved queues, domain ascending.
     pub fn apqns(&self) -> impl Iterator<Item = Apqn> + '_ {
         self.domains.iter().map(|d| Apqn::new(self.adapter.0, d))
     }
@@ -101,8 +106,11 @@ impl fmt::Display for Rebind {
 /// A running guest's CRYCB changed: hot plug and/or unplug.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct GuestUpdate {
+    /// The guest's name.
     pub guest: String,
+    /// Its CRYCB before the change.
     pub before: Crycb,
+    /// Its CRYCB after the change.
     pub after: Crycb,
 }
 
@@ -175,8 +183,11 @@ impl BusSettings {
 /// A running guest.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Guest {
+    /// The guest's name, unique among running guests.
     pub name: String,
+    /// The mdev it has open (its vfio-ap device), if any.
     pub mdev: Option<Uuid>,
+    /// Its CPU model's AP features.
     pub cpu: CpuModel,
     /// The CRYCB vfio_ap gave it (derived from the mdev and the bus).
     pub crycb: Crycb,
@@ -185,6 +196,7 @@ pub struct Guest {
 /// Who an APQN belongs to right now.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct ApqnState {
+    /// The APQN described.
     pub apqn: Apqn,
     /// The queue device exists (a card and a usage domain of the host).
     pub exists: bool,
@@ -283,14 +295,17 @@ impl Host {
         Host::new(Topology::seed_example(), &SEED)
     }
 
+    /// The kernel generation whose rules this host follows.
     pub fn profile(&self) -> &'static KernelProfile {
         self.profile
     }
 
+    /// The host's crypto hardware and boot parameters.
     pub fn topology(&self) -> &Topology {
         &self.topology
     }
 
+    /// The current apmask or aqmask.
     pub fn mask(&self, kind: MaskKind) -> Mask256 {
         match kind {
             MaskKind::Apmask => self.apmask,
@@ -298,10 +313,14 @@ impl Host {
         }
     }
 
+    /// `/sys/bus/ap/apmask`: adapters whose queues the host's zcrypt drivers
+    /// may take.
     pub fn apmask(&self) -> Mask256 {
         self.apmask
     }
 
+    /// `/sys/bus/ap/aqmask`: domains whose queues the host's zcrypt drivers
+    /// may take.
     pub fn aqmask(&self) -> Mask256 {
         self.aqmask
     }
@@ -311,14 +330,17 @@ impl Host {
         &self.bus
     }
 
+    /// Every mdev, in UUID order.
     pub fn mdevs(&self) -> impl Iterator<Item = &Mdev> {
         self.mdevs.values()
     }
 
+    /// The mdev with this UUID.
     pub fn mdev(&self, uuid: &Uuid) -> Option<&Mdev> {
         self.mdevs.get(uuid)
     }
 
+    /// How many mdevs exist.
     pub fn mdev_count(&self) -> usize {
         self.mdevs.len()
     }
@@ -328,10 +350,12 @@ impl Host {
         self.profile.max_instances - self.mdevs.len() as u32
     }
 
+    /// The running guests, in name order.
     pub fn guests(&self) -> impl Iterator<Item = &Guest> {
         self.guests.values()
     }
 
+    /// The running guest of this name.
     pub fn guest(&self, name: &str) -> Option<&Guest> {
         self.guests.get(name)
     }

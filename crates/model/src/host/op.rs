@@ -24,69 +24,111 @@ use crate::vfio::CpuModel;
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "op", rename_all = "snake_case", deny_unknown_fields)]
 pub enum Op {
+    /// A write to `/sys/bus/ap/apmask` or `aqmask` (kernel.md §3).
     SetMask {
+        /// Which mask.
         mask: MaskKind,
+        /// The whole new mask (relative terms already applied to the old one).
         value: Mask256,
     },
+    /// A write to the mdev type's `create`: a new mdev, empty matrix (kernel.md §5).
     CreateMdev {
+        /// The new mdev's UUID.
         uuid: Uuid,
     },
+    /// A non-zero write to an mdev's `remove`.
     RemoveMdev {
+        /// The mdev to remove.
         uuid: Uuid,
     },
+    /// A write to an mdev's `assign_adapter`, `assign_domain` or
+    /// `assign_control_domain` (kernel.md §6).
     Assign {
+        /// The mdev.
         uuid: Uuid,
+        /// Which of the three attributes.
         axis: MatrixAxis,
+        /// The number kstrtoul read; the range check (ENODEV) comes later.
         id: u64,
     },
+    /// A write to an mdev's `unassign_adapter`, `unassign_domain` or
+    /// `unassign_control_domain` (kernel.md §6).
     Unassign {
+        /// The mdev.
         uuid: Uuid,
+        /// Which of the three attributes.
         axis: MatrixAxis,
+        /// The number kstrtoul read; the range check (ENODEV) comes later.
         id: u64,
     },
+    /// QEMU starts a guest, with `-device vfio-ap,sysfsdev=...` if it has an
+    /// mdev: opening it puts its matrix into the guest's CRYCB (kernel.md §8).
     StartGuest {
+        /// The guest's name.
         name: String,
+        /// The mdev it opens, if any.
         mdev: Option<Uuid>,
+        /// Its CPU model's AP features.
         cpu: CpuModel,
     },
+    /// A guest stops: its CRYCB is cleared and its mdev is free again.
     StopGuest {
+        /// The guest.
         name: String,
     },
+    /// QEMU `device_add vfio-ap`: hot plug of an mdev into a running guest.
     AttachMdev {
+        /// The guest.
         guest: String,
+        /// The mdev it opens.
         uuid: Uuid,
     },
+    /// QEMU `device_del`: hot unplug of a guest's vfio-ap device.
     DetachMdev {
+        /// The guest.
         guest: String,
     },
     /// `ap_domain`: the number sscanf read (checked against range and aqmask).
     SetDefaultDomain {
+        /// The domain number as a C `int`; -1 and out-of-range values are refused.
         domain: i32,
     },
+    /// A write to `/sys/bus/ap/config_time`: seconds between bus scans.
     SetConfigTime {
+        /// The number sscanf read; outside 5..=120 is refused (kernel.md §1).
         seconds: i32,
     },
+    /// A write to `/sys/bus/ap/poll_thread`: starts or stops the AP poll thread.
     SetPollThread {
+        /// Whether the thread runs.
         enabled: bool,
     },
+    /// A write to `/sys/bus/ap/poll_timeout`: the poll timer's period.
     SetPollTimeout {
+        /// The period; above 120 s (or below the profile's minimum) is refused.
         nanoseconds: u64,
     },
     /// A write to `scans`: one synchronous bus scan.
     Rescan,
     /// A card's `online` (zcrypt's cex4card): the number sscanf read.
     SetCardOnline {
+        /// The card.
         adapter: AdapterId,
+        /// 1 online, 0 offline; anything else is refused.
         online: i32,
     },
     /// A queue's `online` (zcrypt's cex4queue).
     SetQueueOnline {
+        /// The queue.
         apqn: Apqn,
+        /// 1 online, 0 offline; anything else is refused.
         online: i32,
     },
     /// A card's `config` (SCLP configure / deconfigure).
     SetCardConfig {
+        /// The card.
         adapter: AdapterId,
+        /// 1 configures, 0 deconfigures; anything else is refused.
         config: i32,
     },
 }
@@ -94,23 +136,37 @@ pub enum Op {
 /// Every attribute of the model that takes a write.
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
 pub enum WriteTarget {
+    /// `/sys/bus/ap/apmask` or `/sys/bus/ap/aqmask`.
     Mask(MaskKind),
+    /// `/sys/bus/ap/ap_domain`: zcrypt's default domain.
     ApDomain,
+    /// `/sys/bus/ap/config_time`: the bus scan interval.
     ConfigTime,
+    /// `/sys/bus/ap/poll_thread`.
     PollThread,
+    /// `/sys/bus/ap/poll_timeout`.
     PollTimeout,
+    /// `/sys/bus/ap/scans`: any write runs one bus scan.
     Scans,
+    /// The matrix device's `mdev_supported_types/vfio_ap-passthrough/create`.
     Create,
+    /// This mdev's `remove`.
     Remove(Uuid),
+    /// This mdev's `assign_adapter`, `assign_domain` or `assign_control_domain`.
     Assign(Uuid, MatrixAxis),
+    /// This mdev's `unassign_adapter`, `unassign_domain` or
+    /// `unassign_control_domain`.
     Unassign(Uuid, MatrixAxis),
+    /// This card's `online` (cex4card).
     CardOnline(AdapterId),
+    /// This card's `config`.
     CardConfig(AdapterId),
     /// A card's or queue's `request_count`: any write zeroes the counters,
     /// which the emulator keeps at zero.
     RequestCount,
     /// A queue's `reset`: any write resets the queue (no state to change).
     QueueReset(Apqn),
+    /// This queue's `online` (only while bound to cex4queue).
     QueueOnline(Apqn),
 }
 
@@ -140,7 +196,9 @@ impl WriteTarget {
 /// kernel accepts the write without changing anything), and its effects.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Written {
+    /// The operation the write became; `None` when it changed nothing.
     pub op: Option<Op>,
+    /// What applying it did besides its own change.
     pub effects: Effects,
 }
 

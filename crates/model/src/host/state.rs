@@ -18,9 +18,12 @@ pub const STATE_FORMAT: u32 = 1;
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct GuestState {
+    /// The guest's name.
     pub name: String,
+    /// The mdev it has open, if any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mdev: Option<Uuid>,
+    /// Its CPU model's AP features.
     pub cpu: CpuModel,
 }
 
@@ -28,15 +31,24 @@ pub struct GuestState {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct HostState {
+    /// The writer's [`STATE_FORMAT`]; other versions are refused.
     pub format: u32,
+    /// The kernel profile's name (`seed`).
     pub profile: String,
+    /// The host's hardware and boot parameters.
     pub topology: Topology,
+    /// The current apmask.
     pub apmask: Mask256,
+    /// The current aqmask.
     pub aqmask: Mask256,
+    /// Completed bus scans (`/sys/bus/ap/scans`).
     pub scans: u64,
+    /// The other `/sys/bus/ap` settings.
     pub bus: BusSettings,
+    /// Every mdev with its matrix.
     #[serde(default)]
     pub mdevs: Vec<Mdev>,
+    /// The running guests.
     #[serde(default)]
     pub guests: Vec<GuestState>,
     /// Queues under cex4queue set offline (zcrypt `online` = 0).
@@ -55,6 +67,7 @@ pub struct HostState {
 pub struct StateError(pub String);
 
 impl Host {
+    /// The saved form of this host; [`Host::from_state`] restores it.
     pub fn to_state(&self) -> HostState {
         HostState {
             format: STATE_FORMAT,

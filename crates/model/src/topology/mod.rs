@@ -29,6 +29,7 @@ pub enum CardMode {
 }
 
 impl CardMode {
+    /// The last letter of the type string: `A`, `C` or `P` (`CEX5C`).
     pub fn letter(self) -> char {
         match self {
             CardMode::Accelerator => 'A',
@@ -69,29 +70,42 @@ impl CardMode {
 
 /// `ap_functions` bits (kernel.md §4), most significant first.
 pub mod functions {
+    /// AP special-command facility.
     pub const APSC: u32 = 0x8000_0000;
+    /// Modular exponentiation with 4096-bit keys.
     pub const MEX4K: u32 = 0x4000_0000;
+    /// Chinese-remainder-theorem operations with 4096-bit keys.
     pub const CRT4K: u32 = 0x2000_0000;
+    /// `D`: the card runs as a CCA coprocessor.
     pub const CCA: u32 = 0x1000_0000;
+    /// `A`: the card runs as an accelerator.
     pub const ACCEL: u32 = 0x0800_0000;
+    /// `X`: the card runs as an EP11 coprocessor.
     pub const EP11: u32 = 0x0400_0000;
+    /// AP extended addressing: adapter and domain numbers above 63 and 15
+    /// (kernel.md §7).
     pub const APXA: u32 = 0x0200_0000;
 }
 
 /// One crypto card (adapter) of the host.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Card {
+    /// The adapter number (`cardXX`).
     pub id: AdapterId,
     /// The compatible hardware type: 10..=14 for CEX4..CEX8, lower for older
     /// cards that vfio_ap cannot bind.
     pub hwtype: u8,
+    /// What its firmware runs as (the type letter).
     pub mode: CardMode,
     /// The card's `ap_functions` (facility bits of TAPQ).
     pub functions: u32,
     /// The TAPQ queue depth the card reports.
     pub depth: u8,
+    /// zcrypt's `online` setting of the card.
     pub online: bool,
+    /// `config`: the card is in the host's configuration (QCI APM).
     pub config: bool,
+    /// `chkstop`: the card is checkstopped.
     pub chkstop: bool,
 }
 
@@ -147,8 +161,10 @@ pub fn parse_card_type(text: &str) -> Result<(u8, CardMode), String> {
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct BootParameters {
+    /// The `ap.apmask=` value as written, if given.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub apmask: Option<String>,
+    /// The `ap.aqmask=` value as written, if given.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub aqmask: Option<String>,
 }
@@ -191,8 +207,11 @@ impl BootParameters {
 /// A boot parameter the kernel would silently ignore (leaving an empty mask).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct BootWarning {
+    /// `ap.apmask` or `ap.aqmask`.
     pub param: &'static str,
+    /// The value as written.
     pub value: String,
+    /// Why the mask parser refused it.
     pub error: SyntaxError,
 }
 
@@ -209,6 +228,7 @@ impl fmt::Display for BootWarning {
 /// The host's crypto hardware as the LPAR sees it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Topology {
+    /// A name for people (`seed example`).
     pub name: String,
     /// Whether the machine has the AP extended addressing facility; without
     /// it the maximum ids are 63 and 15 whatever QCI reports (kernel.md §7).
@@ -221,7 +241,9 @@ pub struct Topology {
     pub usage_domains: Mask256,
     /// The LPAR's control domains (QCI ADM).
     pub control_domains: Mask256,
+    /// The cards, configured or not, by adapter.
     pub cards: BTreeMap<AdapterId, Card>,
+    /// The kernel parameters it booted with.
     pub boot: BootParameters,
 }
 
@@ -258,6 +280,7 @@ impl Topology {
             .collect()
     }
 
+    /// The card of adapter `id`, if the host has one.
     pub fn card(&self, id: AdapterId) -> Option<&Card> {
         self.cards.get(&id)
     }

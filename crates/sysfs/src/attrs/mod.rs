@@ -37,8 +37,7 @@ macro_rules! attributes {
     ($(#[$doc:meta])* $ty:ident { $($var:ident = $name:literal, $mode:ident, $when:ident;)* }) => {
         $(#[$doc])*
         #[derive(Copy, Clone, Debug, PartialEq, Eq, Hash)]
-        #[allow(missing_docs)]
-        pub enum $ty { $($var,)* }
+        pub enum $ty { $(#[doc = concat!("`", $name, "`")] $var,)* }
 
         impl $ty {
             /// Every attribute, sorted by name.
