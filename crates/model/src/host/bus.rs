@@ -194,17 +194,28 @@ impl Host {
                 }
             }
             // A queue probed by cex4queue starts as online as its card;
-            // one leaving zcrypt forgets its flag (kernel.md §4).
-            for d in zcrypt.and_not(&old_z).iter() {
-                let apqn = Apqn::new(card.id.0, d);
-                if card.online {
-                    self.offline_queues.remove(&apqn);
-                } else {
-                    self.offline_queues.insert(apqn);
+            // one leaving zcrypt forgets its flag (kernel.md §4). Only the
+            // flags that exist are visited: a re-bind of every queue must
+            // not cost a set operation per queue.
+            let (entering, leaving) = (zcrypt.and_not(&old_z), old_z.and_not(&zcrypt));
+            let forget = if card.online {
+                entering.or(&leaving)
+            } else {
+                leaving
+            };
+            if !forget.is_empty() {
+                let of_card = Apqn::new(card.id.0, 0)..=Apqn::new(card.id.0, 255);
+                let stale: Vec<Apqn> = (self.offline_queues.range(of_card))
+                    .filter(|q| forget.contains(q.domain.0))
+                    .copied()
+                    .collect();
+                for q in stale {
+                    self.offline_queues.remove(&q);
                 }
             }
-            for d in old_z.and_not(&zcrypt).iter() {
-                self.offline_queues.remove(&Apqn::new(card.id.0, d));
+            if !card.online {
+                let of_card = entering.iter().map(|d| Apqn::new(card.id.0, d));
+                self.offline_queues.extend(of_card);
             }
             self.bindings.zcrypt[a] = zcrypt;
             self.bindings.vfio[a] = vfio;

@@ -276,7 +276,7 @@ impl Host {
 
 /// Guest names as libvirt and QEMU accept them, kept simple: 1 to 64
 /// printable characters without white space or `/`.
-pub fn check_guest_name(name: &str) -> Result<(), ApError> {
+pub(super) fn check_guest_name(name: &str) -> Result<(), ApError> {
     let ok = !name.is_empty()
         && name.len() <= 64
         && name.chars().all(|c| c.is_ascii_graphic() && c != '/');

@@ -3,7 +3,7 @@
 
 use uuid::Uuid;
 
-use super::rules::Unavailable;
+use super::rules::{store_on_changes_nothing, Unavailable};
 use super::{Effects, Host, Op, WriteTarget};
 use crate::error::{ApError, ApqnList};
 use crate::ids::{Apqn, MatrixAxis};
@@ -178,11 +178,11 @@ impl Host {
         axis: MatrixAxis,
         id: u64,
     ) -> Result<Effects, ApError> {
-        if self.store_changes_nothing(uuid, axis, id, true) {
-            return Ok(Effects::default());
-        }
         let id = self.id_in_range(axis, id)?;
         let mdev = &self.mdevs[uuid];
+        if store_on_changes_nothing(self.profile, mdev, axis, id, true) {
+            return Ok(Effects::default());
+        }
         let already = mdev.axis(axis).contains(id);
         if axis != MatrixAxis::ControlDomain {
             self.check_available(mdev, axis, id)?;
@@ -214,11 +214,11 @@ impl Host {
         axis: MatrixAxis,
         id: u64,
     ) -> Result<Effects, ApError> {
-        if self.store_changes_nothing(uuid, axis, id, false) {
-            return Ok(Effects::default());
-        }
         let id = self.id_in_range(axis, id)?;
         let mdev = self.mdevs.get_mut(uuid).expect("checked by caller");
+        if store_on_changes_nothing(self.profile, mdev, axis, id, false) {
+            return Ok(Effects::default());
+        }
         mdev.axis_mut(axis).clear(id);
         if axis != MatrixAxis::ControlDomain {
             let (adapters, domains) = Self::new_part(mdev, axis, id);

@@ -2,8 +2,15 @@
 //! matrix device with its mdevs, and the guests using them.
 //!
 //! Every operation either succeeds and reports its [`Effects`], or returns an
-//! [`ApError`](crate::ApError) and leaves the host exactly as it was: all checks run before
-//! the first change.
+//! [`ApError`](crate::ApError) and leaves the host exactly as it was: all
+//! checks run before the first change.
+//!
+//! The rooms: `bus.rs` (masks, re-probe, binding), `mdevs.rs` (the mdevs
+//! and their matrices), `guests.rs` (guests, hot plug, the CRYCB),
+//! `occupancy.rs` (who holds each APQN), `rules.rs` (the kernel's decisions
+//! as queries, shared with `apmatrix check`), `op.rs` (every change as a
+//! value) and `state.rs` (the saved form). This file holds the types and
+//! the reading side.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt;
@@ -29,7 +36,7 @@ mod state;
 mod tests;
 
 use bus::Bindings;
-pub use guests::check_guest_name;
+use guests::check_guest_name;
 pub use occupancy::{Clash, Occupancy};
 pub use op::{Op, WriteTarget, Written};
 pub use rules::{host_owns, reclaimed, Unavailable};

@@ -12,7 +12,7 @@ use crate::error::{Errno, MaskKind};
 use crate::ids::{Apqn, MatrixAxis};
 use crate::mask::Mask256;
 use crate::profile::{Availability, KernelProfile, MaskReclaim};
-use crate::vfio::cross;
+use crate::vfio::{cross, Mdev};
 
 /// APQNs that cannot go to an mdev (EADDRNOTAVAIL), and why.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -86,6 +86,9 @@ impl Host {
                 // Host-owned = apmask x aqmask, so the block meets it iff
                 // both sides meet their mask.
                 let (a, d) = (adapters.and(&self.apmask), domains.and(&self.aqmask));
+                if a.is_empty() || d.is_empty() {
+                    return None;
+                }
                 let apqns: Vec<Apqn> = cross(&a, &d).collect();
                 (!apqns.is_empty()).then_some(Unavailable::ReservedForHost(apqns))
             }
@@ -136,15 +139,26 @@ impl Host {
         if id > self.max_id(axis) {
             return false;
         }
-        let Some(mdev) = self.mdevs.get(uuid) else {
-            return false;
-        };
-        let assigned = mdev.axis(axis).contains(id);
-        if assign {
-            assigned && !self.profile.reassign_revalidates
-        } else {
-            !assigned
+        match self.mdevs.get(uuid) {
+            Some(mdev) => store_on_changes_nothing(self.profile, mdev, axis, id, assign),
+            None => false,
         }
+    }
+}
+
+/// [`Host::store_changes_nothing`] for an mdev in hand and an id in range.
+pub(super) fn store_on_changes_nothing(
+    profile: &KernelProfile,
+    mdev: &Mdev,
+    axis: MatrixAxis,
+    id: u8,
+    assign: bool,
+) -> bool {
+    let assigned = mdev.axis(axis).contains(id);
+    if assign {
+        assigned && !profile.reassign_revalidates
+    } else {
+        !assigned
     }
 }
 

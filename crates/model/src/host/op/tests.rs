@@ -201,3 +201,27 @@ fn operations_round_trip_through_json() {
         assert_eq!(serde_json::from_str::<Op>(&text).unwrap(), op, "{text}");
     }
 }
+
+#[test]
+fn a_queue_forgets_its_online_flag_when_it_leaves_zcrypt() {
+    let mut h = Host::seed_example();
+    let (q, other) = (Apqn::new(5, 4), Apqn::new(6, 4));
+    h.write(WriteTarget::QueueOnline(q), b"0").unwrap();
+    h.write(WriteTarget::QueueOnline(other), b"0").unwrap();
+    // adapter 5's queues go to vfio_ap and come back: online as their card
+    h.write_mask(MaskKind::Apmask, b"-5").unwrap();
+    h.write_mask(MaskKind::Apmask, b"+5").unwrap();
+    assert!(h.queue_online(q));
+    assert!(!h.queue_online(other), "adapter 6 was not re-probed");
+    // a queue probed while its card is offline starts offline
+    h.write_mask(MaskKind::Apmask, b"-5").unwrap();
+    h.write(WriteTarget::CardOnline(AdapterId(5)), b"0")
+        .unwrap();
+    h.write_mask(MaskKind::Apmask, b"+5").unwrap();
+    h.write(WriteTarget::CardOnline(AdapterId(5)), b"1")
+        .unwrap();
+    assert!(h.queue_online(q), "card online propagates to its queues");
+    // and the saved state says the same as the operations
+    let back = Host::from_state(h.to_state()).unwrap();
+    assert_eq!(back, h);
+}
