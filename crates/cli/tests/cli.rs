@@ -489,8 +489,8 @@ fn a_writer_killed_mid_write_leaves_a_state_that_loads() {
             .filter_map(|e| e.ok())
             .any(|e| e.file_name().to_string_lossy().contains(".tmp."))
     };
-    // Each writer is stopped (SIGSTOP) where it is, then classified while
-    // it cannot move: inside the write (its temporary file is there, the
+    // Each writer is stopped (SIGSTOP, waited for) where it is, then
+    // classified while it cannot move: inside the write (its temporary file is there, the
     // rename not done) or outside it (before or after). Then it is killed.
     // Even rounds stop it at once (outside: it is still loading the state),
     // odd rounds once its temporary file appears (inside).
@@ -503,8 +503,21 @@ fn a_writer_killed_mid_write_leaves_a_state_that_loads() {
         if round % 2 == 1 {
             while !temporaries() && child.try_wait().unwrap().is_none() {}
         }
-        // SAFETY: kill(2) of our own child, not yet reaped.
-        unsafe { libc::kill(child.id() as i32, libc::SIGSTOP) };
+        // A child the loop above saw exit is reaped already: it finished.
+        if child.try_wait().unwrap().is_none() {
+            // SAFETY: kill(2) of our own child, not yet reaped.
+            unsafe { libc::kill(child.id() as i32, libc::SIGSTOP) };
+            // kill(2) only queues the signal: until the child has really
+            // stopped it may still rename. Wait for the stop (or its exit),
+            // leaving the child waitable (WNOWAIT) for the wait below.
+            // SAFETY: siginfo_t is plain data; all zeroes is a valid value.
+            let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
+            let flags = libc::WSTOPPED | libc::WEXITED | libc::WNOWAIT;
+            // SAFETY: waitid(2) on our own child, not yet reaped, into
+            // `info`, which outlives the call.
+            let waited = unsafe { libc::waitid(libc::P_PID, child.id(), &mut info, flags) };
+            assert_eq!(waited, 0, "waitid: {}", std::io::Error::last_os_error());
+        }
         let was_inside = temporaries();
         let _ = child.kill(); // SIGKILL, also of a stopped process
         let _ = child.wait();
