@@ -634,13 +634,7 @@ control_domains = "0x11"
 /// configuration on the same host gets other verdicts than under the seed's.
 #[test]
 fn check_follows_the_hosts_profile() {
-    use apmatrix_model::profile::{Availability, KernelProfile, MaskReclaim};
-    static OLD_RULES: KernelProfile = KernelProfile {
-        name: "old rules (test)",
-        availability: Availability::BoundToVfioAp,
-        mask_reclaim: MaskReclaim::Allow,
-        ..SEED
-    };
+    use apmatrix_model::profile::OLD;
     let small = apmatrix_model::Topology::from_toml(
         r#"name = "small"
 usage_domains = "0-3"
@@ -667,7 +661,8 @@ adapters = "1"
 domains = "1"
 "#;
     let mut verdicts = Vec::new();
-    for profile in [&SEED, &OLD_RULES] {
+    let mut warnings = Vec::new();
+    for profile in [&SEED, &OLD] {
         let mut host = Host::new(small.clone(), profile);
         host.write_mask(MaskKind::Apmask, b"0").unwrap();
         host.create_mdev(alone).unwrap();
@@ -675,19 +670,32 @@ domains = "1"
         host.assign(&alone, MatrixAxis::Domain, 3).unwrap();
         let seen = observe(&EmulatedRoot { host }).unwrap();
         assert_eq!(seen.profile.name, profile.name);
-        let messages: Vec<String> = check(&wanted(text), &seen)
-            .iter()
-            .filter(|p| p.severity == Severity::Error)
-            .map(|p| p.message.clone())
-            .collect();
-        verdicts.push(messages);
+        let problems = check(&wanted(text), &seen);
+        let of = |severity| {
+            problems
+                .iter()
+                .filter(|p| p.severity == severity)
+                .map(|p| p.message.clone())
+                .collect::<Vec<_>>()
+        };
+        verdicts.push(of(Severity::Error));
+        warnings.push(of(Severity::Warning));
     }
     // seed: the CEX3 queue is free per the masks (no error), but apmask
     // would take 02.0003 from the mdev left alone.
     assert_eq!(verdicts[0].len(), 1, "{:?}", verdicts[0]);
     assert!(verdicts[0][0].contains("would give the host APQN 02.0003"));
-    // old rules: masks may take it back; the CEX3 queue is bound to no
-    // driver, so it cannot be assigned.
+    // old: masks may take it back, and do, leaving it to the guest too: a
+    // warning; the CEX3 queue is bound to no driver, so it cannot be
+    // assigned.
+    assert!(
+        warnings[1]
+            .iter()
+            .any(|w| w.contains("APQN 02.0003") && w.contains("this kernel (old) accepts that")),
+        "{:?}",
+        warnings[1]
+    );
+    assert!(warnings[0].iter().all(|w| !w.contains("accepts that")));
     assert_eq!(verdicts[1].len(), 1, "{:?}", verdicts[1]);
     assert!(
         verdicts[1][0].contains("APQN 01.0001 is not bound to the vfio_ap driver (EADDRNOTAVAIL)"),

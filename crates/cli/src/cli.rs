@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use apmatrix_model::MaskKind;
+use apmatrix_model::{KernelProfile, MaskKind};
 use clap::{Parser, Subcommand};
 
 use crate::style::ColorChoice;
@@ -39,7 +39,11 @@ pub(crate) struct Cli {
 #[derive(Subcommand, Debug)]
 pub(crate) enum Command {
     /// Replay the seed document's walkthrough on a fresh in-memory host
-    Demo,
+    Demo {
+        /// The kernel whose rules apply: seed, old, dyn, new, or a version such as 5.15 or 6.12
+        #[arg(long, value_name = "NAME|VERSION", value_parser = kernel_profile, default_value = "seed")]
+        kernel: &'static KernelProfile,
+    },
     /// Create or describe the emulated host
     #[command(subcommand)]
     Host(HostCommand),
@@ -146,6 +150,9 @@ pub(crate) enum HostCommand {
         /// A host description (see docs/host-description.md)
         #[arg(long, value_name = "FILE")]
         from: Option<PathBuf>,
+        /// The kernel whose rules the host follows: seed (the default), old, dyn, new, or a version such as 5.15 or 6.12
+        #[arg(long, value_name = "NAME|VERSION", value_parser = kernel_profile, default_value = "seed")]
+        kernel: &'static KernelProfile,
         /// Replace an existing host
         #[arg(long)]
         force: bool,
@@ -254,6 +261,11 @@ pub(crate) enum GuestCommand {
     List,
     /// What lszcrypt inside the guest prints
     Lszcrypt { name: String },
+}
+
+/// `--kernel`: a profile by name or by the kernel version that behaves so.
+fn kernel_profile(text: &str) -> Result<&'static KernelProfile, String> {
+    apmatrix_model::profile::for_kernel(text)
 }
 
 #[cfg(test)]

@@ -5,7 +5,8 @@
 
 use std::fmt::Write as _;
 
-use apmatrix_model::{ApError, CpuModel, Driver, Host, MaskKind};
+use apmatrix_model::profile::MaskReclaim;
+use apmatrix_model::{ApError, CpuModel, Driver, Host, KernelProfile, MaskKind, Topology, SEED};
 use apmatrix_sysfs::AccessError;
 use uuid::Uuid;
 
@@ -125,9 +126,9 @@ impl Tour<'_> {
 }
 
 /// Runs the tour and returns its text.
-pub fn run(style: &Style) -> String {
+pub fn run(style: &Style, profile: &'static KernelProfile) -> String {
     let mut t = Tour {
-        host: Host::seed_example(),
+        host: Host::new(Topology::seed_example(), profile),
         out: String::new(),
         style,
         section: 0,
@@ -141,9 +142,16 @@ pub fn run(style: &Style) -> String {
             "apmatrix demo: the vfio_ap walkthrough of the seed document, on its example host"
         )
     );
-    t.say(
-        "Every command below runs against an emulated host with the kernel's rules (seed profile).",
-    );
+    t.say(&format!(
+        "Every command below runs against an emulated host with the kernel's rules ({} profile).",
+        profile.name
+    ));
+    if profile.name != SEED.name {
+        t.say(&format!(
+            "That is {}: {}.",
+            profile.kernels, profile.summary
+        ));
+    }
 
     t.heading("The host's AP devices");
     t.say("Three CEX5 cards (04 EP11, 05 CCA, 06 accelerator) with six usage domains: 18 queues.");
@@ -238,6 +246,12 @@ pub fn run(style: &Style) -> String {
     let _ = t.echo_attr(&uuids[1], "assign_control_domain", "0xab");
     t.say("And the host cannot take back an APQN an mdev holds:");
     t.echo_mask(MaskKind::Apmask, "+5");
+    if profile.mask_reclaim == MaskReclaim::Allow {
+        t.say(
+            "This kernel accepts it: adapter 5's queues went back to zcrypt although the mdevs still\n\
+             hold them, and a guest started on those mdevs gets them too (the documented leak).",
+        );
+    }
 
     t.heading("Start the guests");
     for (i, guest) in ["Guest1", "Guest2", "Guest3"].iter().enumerate() {
@@ -282,7 +296,7 @@ mod tests {
 
     #[test]
     fn the_tour_shows_every_step_and_its_outcome() {
-        let text = run(&Style::plain());
+        let text = run(&Style::plain(), &SEED);
         for expected in [
             "$ echo -5,-6 > /sys/bus/ap/apmask",
             "  rebound cex4queue -> vfio_ap: 05.0004 05.0005 05.0006 05.0047 05.00ab 05.00ff",

@@ -14,9 +14,7 @@ mod style;
 
 use std::process::ExitCode;
 
-use apmatrix_model::{
-    ApError, CpuModel, Effects, Host, Mask256, MaskKind, MatrixAxis, Topology, SEED,
-};
+use apmatrix_model::{ApError, CpuModel, Effects, Host, Mask256, MaskKind, MatrixAxis, Topology};
 use clap::{ArgMatches, CommandFactory, FromArgMatches};
 use uuid::Uuid;
 
@@ -106,7 +104,7 @@ fn run(cli: &Cli, matches: &ArgMatches, style: &Style) -> Result<String> {
     let store = || Store::new(cli.host.clone().unwrap_or_else(store::default_path));
     let json = |value: &dyn erased::Json| Ok(value.to_json());
     match &cli.command {
-        Command::Demo => Ok(demo::run(style)),
+        Command::Demo { kernel } => Ok(demo::run(style, kernel)),
         Command::Mount { dir } => serve::mount(store(), dir),
         Command::Check { config, sysfs, etc } => {
             configure::check(store(), config, sysfs.as_deref(), etc.as_deref())
@@ -129,7 +127,11 @@ fn run(cli: &Cli, matches: &ArgMatches, style: &Style) -> Result<String> {
             clap_complete::generate(*shell, &mut Cli::command(), "apmatrix", &mut out);
             Ok(String::from_utf8(out).expect("completion scripts are UTF-8"))
         }
-        Command::Host(HostCommand::Init { from, force }) => {
+        Command::Host(HostCommand::Init {
+            from,
+            force,
+            kernel,
+        }) => {
             let topology = match from {
                 None => Topology::seed_example(),
                 Some(path) => {
@@ -138,7 +140,7 @@ fn run(cli: &Cli, matches: &ArgMatches, style: &Style) -> Result<String> {
                         .map_err(|e| CliError::Failed(format!("{}: {e}", path.display())))?
                 }
             };
-            let (host, warnings) = Host::boot(topology, &SEED);
+            let (host, warnings) = Host::boot(topology, kernel);
             let store = store();
             store.init(&host, *force)?;
             let mut out = String::new();

@@ -255,6 +255,39 @@ pub enum ApError {
         other_guest: Option<String>,
     },
 
+    /// An `ap_config` write whose matrix contains APQNs the masks reserve
+    /// for the host (kernel.md §6 "ap_config write"; nothing changed).
+    #[error(
+        "EADDRNOTAVAIL: {apqns} is {reason}; \
+         the ap_config of mdev {mdev} would give it to the guest (the matrix was not changed)"
+    )]
+    ApConfigReservedForHost {
+        /// The mdev whose `ap_config` refused.
+        mdev: Uuid,
+        /// The APQNs of the new matrix no mdev may have.
+        apqns: ApqnList,
+        /// Why not: reserved for the host, or not bound to vfio_ap.
+        reason: &'static str,
+    },
+
+    /// An `ap_config` write whose matrix shares APQNs with another mdev
+    /// (kernel.md §6; nothing changed).
+    #[error(
+        "EADDRINUSE: {apqns} is already assigned to mdev {other}{}; \
+         the ap_config of mdev {mdev} cannot take it (the matrix was not changed)",
+        guest_suffix(other_guest)
+    )]
+    ApConfigShared {
+        /// The mdev whose `ap_config` refused.
+        mdev: Uuid,
+        /// The APQNs of the new matrix the other mdev holds.
+        apqns: ApqnList,
+        /// The mdev holding them (the lowest UUID if several do).
+        other: Uuid,
+        /// The guest using that mdev, if one runs.
+        other_guest: Option<String>,
+    },
+
     /// A mask change would give the host APQNs an mdev holds (seed rule 4).
     #[error(
         "{errno}: setting {mask} to {new} would give the host {apqns}, which is assigned to mdev {mdev}{}; \
@@ -374,10 +407,12 @@ impl ApError {
             ApError::InvalidInput { .. } => Errno::EINVAL,
             ApError::NumberOutOfRange { .. } => Errno::ERANGE,
             ApError::IdAboveMaximum { .. } => Errno::ENODEV,
-            ApError::ReservedForHost { .. } | ApError::NotBoundToVfioAp { .. } => {
-                Errno::EADDRNOTAVAIL
+            ApError::ReservedForHost { .. }
+            | ApError::NotBoundToVfioAp { .. }
+            | ApError::ApConfigReservedForHost { .. } => Errno::EADDRNOTAVAIL,
+            ApError::AssignedToOtherMdev { .. } | ApError::ApConfigShared { .. } => {
+                Errno::EADDRINUSE
             }
-            ApError::AssignedToOtherMdev { .. } => Errno::EADDRINUSE,
             ApError::MaskReclaimsAssigned { errno, .. }
             | ApError::MatrixLockedWhileRunning { errno, .. }
             | ApError::NoInstancesLeft { errno, .. }
@@ -445,6 +480,17 @@ mod tests {
                 other: m,
                 other_guest: Some(g.clone()),
             },
+            ApError::ApConfigReservedForHost {
+                mdev: m,
+                apqns: apqns.clone(),
+                reason: "reserved for the host by apmask and aqmask",
+            },
+            ApError::ApConfigShared {
+                mdev: m,
+                apqns: apqns.clone(),
+                other: m,
+                other_guest: None,
+            },
             ApError::MaskReclaimsAssigned {
                 errno: Errno::EBUSY,
                 mask: MaskKind::Apmask,
@@ -493,6 +539,8 @@ mod tests {
                 | ApError::ReservedForHost { .. }
                 | ApError::NotBoundToVfioAp { .. }
                 | ApError::AssignedToOtherMdev { .. }
+                | ApError::ApConfigReservedForHost { .. }
+                | ApError::ApConfigShared { .. }
                 | ApError::MaskReclaimsAssigned { .. }
                 | ApError::MatrixLockedWhileRunning { .. }
                 | ApError::NoSuchMdev(_)

@@ -34,8 +34,8 @@ pub mod vfio;
 
 pub use error::{ApError, ApqnList, Errno, MaskKind};
 pub use host::{
-    host_owns, reclaimed, ApqnState, Clash, Driver, Effects, Guest, GuestUpdate, Host, HostState,
-    Occupancy, Op, Rebind, StateError, Unavailable, WriteTarget, Written,
+    given_back, host_owns, reclaimed, ApqnState, Clash, Driver, Effects, Guest, GuestUpdate, Host,
+    HostState, Occupancy, Op, Rebind, StateError, Unavailable, WriteTarget, Written,
 };
 pub use ids::{AdapterId, Apqn, DomainId, MatrixAxis};
 pub use mask::Mask256;

@@ -59,6 +59,36 @@ pub fn parse_mask(input: &[u8], current: &Mask256) -> Result<Mask256, SyntaxErro
     }
 }
 
+/// The longest `ap_config` the kernel reads: three masks of 66 characters
+/// and their separators (kernel.md §6); the rest of a write is ignored.
+pub const AP_CONFIG_LEN: usize = 201;
+
+/// An `ap_config` write (kernel.md §6): the first 201 bytes, split at every
+/// `,` and newline; the first three pieces are the adapter, domain and
+/// control-domain masks in the absolute form (an empty piece is an empty
+/// mask), and any further pieces are ignored. Fewer than three pieces, or a
+/// piece that is not a mask, is EINVAL; the reason names which.
+pub fn parse_ap_config(input: &[u8]) -> Result<[Mask256; 3], String> {
+    let text = c_str(&input[..input.len().min(AP_CONFIG_LEN)]);
+    let pieces: Vec<&[u8]> = text.split(|&b| b == b',' || b == b'\n').collect();
+    if pieces.len() < 3 {
+        return Err(format!(
+            "ap_config takes three masks separated by commas (adapters,domains,control domains); \
+             this has {}",
+            pieces.len()
+        ));
+    }
+    let mut masks = [Mask256::EMPTY; 3];
+    for (i, (mask, what)) in masks
+        .iter_mut()
+        .zip(["adapter", "domain", "control domain"])
+        .enumerate()
+    {
+        *mask = parse_absolute_mask(pieces[i]).map_err(|e| format!("the {what} mask: {e}"))?;
+    }
+    Ok(masks)
+}
+
 /// The absolute form: optional `0x` (or a lone `x`), hex digits filling the
 /// mask from bit 0 (left-aligned, so `0x41` is bits 1 and 7), one optional
 /// newline. No digits at all gives the empty mask, as the kernel's code does.

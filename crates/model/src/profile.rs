@@ -4,7 +4,8 @@
 //! configuration series this project comes from) and DYN/NEW (6.x). The
 //! model asks a [`KernelProfile`] wherever it must decide one of them, so a
 //! further generation is one more constant here, not edits across the model.
-//! Only [`SEED`] is offered to users today.
+//! [`SEED`] is the default; [`OLD`], [`DYN`] and [`NEW`] are the kernels
+//! people run, chosen by name or by version ([`for_kernel`]).
 
 use crate::error::Errno;
 
@@ -69,6 +70,19 @@ pub struct SysfsAttributes {
     pub guest_matrix: bool,
     /// A vfio_ap-bound queue's `status` (DYN and the dynamic series).
     pub queue_status: bool,
+    /// An mdev's `ap_config`: the whole matrix in one write (NEW, ≈6.10).
+    pub ap_config: bool,
+    /// The matrix device's `features` (NEW).
+    pub matrix_features: bool,
+}
+
+/// When a vfio_ap-bound queue's `status` says `in use` (kernel.md §4).
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum QueueInUse {
+    /// Whenever its mdev has a guest (DYN, and the seed series).
+    Attached,
+    /// Only when it is also in that guest's matrix (NEW).
+    InGuestMatrix,
 }
 
 /// The era-dependent rules of one kernel generation.
@@ -104,12 +118,22 @@ pub struct KernelProfile {
     pub guest_filter: GuestFilter,
     /// The lowest hwtype vfio_ap binds (CEX4 = 10).
     pub vfio_ap_min_hwtype: u8,
+    /// The highest hwtype vfio_ap binds (OLD's list ended at CEX7 = 13;
+    /// NEW's at CEX8 = 14, kernel.md §3).
+    pub vfio_ap_max_hwtype: u8,
+    /// The lowest hwtype the bus makes devices for at all (NEW: none below
+    /// CEX4; before it every card had a device, kernel.md §3).
+    pub bus_min_hwtype: u8,
+    /// When a vfio_ap queue's `status` is `in use`.
+    pub queue_in_use: QueueInUse,
     /// How `poll_thread` parses a write.
     pub poll_thread_input: PollThreadInput,
     /// The smallest `poll_timeout` accepted (OLD rejected 0; NEW takes it).
     pub poll_timeout_min: u64,
     /// Which optional sysfs attributes exist.
     pub sysfs: SysfsAttributes,
+    /// The kernel versions that behave this way, for listings.
+    pub kernels: &'static str,
 }
 
 /// The semantics of the seed document (the dynamic configuration series,
@@ -130,6 +154,10 @@ pub const SEED: KernelProfile = KernelProfile {
     max_instances: 65536,
     guest_filter: GuestFilter::WholeAdapters,
     vfio_ap_min_hwtype: 10,
+    // The document names no hwtype limit; CEX8 is bound, as on later kernels.
+    vfio_ap_max_hwtype: 14,
+    bus_min_hwtype: 0,
+    queue_in_use: QueueInUse::Attached,
     // The 2020 series sat on a 5.10-era bus (kernel.md §1 "OLD").
     poll_thread_input: PollThreadInput::ScanfInt,
     poll_timeout_min: 1,
@@ -138,11 +166,140 @@ pub const SEED: KernelProfile = KernelProfile {
         bus_features: false,
         guest_matrix: true,
         queue_status: true,
+        ap_config: false,
+        matrix_features: false,
     },
+    kernels: "the 2020 dynamic-configuration series (PATCH v11/v12), never merged as such",
 };
 
-/// Profiles users can choose by name.
-pub const PROFILES: &[&KernelProfile] = &[&SEED];
+/// The original 2018 semantics, Linux 4.20 to 5.19 (kernel.md "OLD").
+pub const OLD: KernelProfile = KernelProfile {
+    name: "old",
+    summary: "vfio_ap before dynamic configuration: availability means bound to vfio_ap, \
+              no changes while a guest runs, masks may take assigned queues back \
+              (the guest keeps them: the known leak)",
+    mask_reclaim: MaskReclaim::Allow,
+    unchanged_mask_skips_reprobe: false,
+    availability: Availability::BoundToVfioAp,
+    running_guest: RunningGuest::Refuse(Errno::EBUSY),
+    reassign_revalidates: true,
+    remove_while_running: Errno::EBUSY,
+    instances_exhausted: Errno::EPERM,
+    max_instances: 65536,
+    guest_filter: GuestFilter::Unfiltered,
+    vfio_ap_min_hwtype: 10,
+    vfio_ap_max_hwtype: 13,
+    bus_min_hwtype: 0,
+    queue_in_use: QueueInUse::Attached,
+    poll_thread_input: PollThreadInput::ScanfInt,
+    poll_timeout_min: 1,
+    sysfs: SysfsAttributes {
+        bus_scans_and_bindings: false,
+        bus_features: false,
+        guest_matrix: false,
+        queue_status: false,
+        ap_config: false,
+        matrix_features: false,
+    },
+    kernels: "Linux 4.20 to 5.19 (RHEL 8, Ubuntu 20.04 and 22.04, SLES 15 SP4)",
+};
+
+/// Dynamic configuration as merged, Linux 6.0 to 6.9 (kernel.md "DYN").
+/// Its bus file (`ap_bus.c`) was not read for kernel.md; where §1 tells only
+/// OLD from NEW, DYN follows NEW except for what NEW added later
+/// (`features` in 6.12, the unchanged-mask shortcut) [I].
+pub const DYN: KernelProfile = KernelProfile {
+    name: "dyn",
+    summary: "vfio_ap dynamic configuration as merged in 6.0: availability per \
+              apmask/aqmask, EBUSY for mask changes that would take an assigned APQN, \
+              hot plug into running guests, no ap_config",
+    mask_reclaim: MaskReclaim::Refuse(Errno::EBUSY),
+    unchanged_mask_skips_reprobe: false,
+    availability: Availability::PerMasks,
+    running_guest: RunningGuest::HotPlug,
+    reassign_revalidates: false,
+    remove_while_running: Errno::EBUSY,
+    instances_exhausted: Errno::EUSERS,
+    max_instances: 65536,
+    guest_filter: GuestFilter::WholeAdapters,
+    vfio_ap_min_hwtype: 10,
+    vfio_ap_max_hwtype: 14,
+    bus_min_hwtype: 0,
+    queue_in_use: QueueInUse::Attached,
+    poll_thread_input: PollThreadInput::KstrToBool,
+    poll_timeout_min: 0,
+    sysfs: SysfsAttributes {
+        bus_scans_and_bindings: true,
+        bus_features: false,
+        guest_matrix: true,
+        queue_status: true,
+        ap_config: false,
+        matrix_features: false,
+    },
+    kernels: "Linux 6.0 to 6.9 (Ubuntu 24.04, SLES 15 SP6)",
+};
+
+/// Current upstream, Linux 6.10 and later (kernel.md "NEW").
+pub const NEW: KernelProfile = KernelProfile {
+    name: "new",
+    summary: "current vfio_ap: as dyn, plus ap_config (the whole matrix in one write), \
+              the features attributes, and no devices for cards older than CEX4",
+    mask_reclaim: MaskReclaim::Refuse(Errno::EBUSY),
+    unchanged_mask_skips_reprobe: true,
+    availability: Availability::PerMasks,
+    running_guest: RunningGuest::HotPlug,
+    reassign_revalidates: false,
+    remove_while_running: Errno::EBUSY,
+    instances_exhausted: Errno::EUSERS,
+    max_instances: 65536,
+    guest_filter: GuestFilter::WholeAdapters,
+    vfio_ap_min_hwtype: 10,
+    vfio_ap_max_hwtype: 14,
+    bus_min_hwtype: 10,
+    queue_in_use: QueueInUse::InGuestMatrix,
+    poll_thread_input: PollThreadInput::KstrToBool,
+    poll_timeout_min: 0,
+    sysfs: SysfsAttributes {
+        bus_scans_and_bindings: true,
+        bus_features: true,
+        guest_matrix: true,
+        queue_status: true,
+        ap_config: true,
+        matrix_features: true,
+    },
+    kernels: "Linux 6.10 and later (RHEL 10, current upstream; `features` from 6.12)",
+};
+
+/// Profiles users can choose by name; the first is the default.
+pub const PROFILES: &[&KernelProfile] = &[&SEED, &OLD, &DYN, &NEW];
+
+/// A profile by name (`seed`, `old`, `dyn`, `new`) or by the kernel version
+/// that behaves so (`5.15`, `6.8.0-31-generic`, `6.12`).
+pub fn for_kernel(text: &str) -> Result<&'static KernelProfile, String> {
+    if let Some(p) = by_name(text) {
+        return Ok(p);
+    }
+    let names: Vec<&str> = PROFILES.iter().map(|p| p.name).collect();
+    let bad = || {
+        format!(
+            "{text:?} is neither a kernel profile ({}) nor a kernel version such as 5.15 or 6.12",
+            names.join(", ")
+        )
+    };
+    let mut parts = text.split(['.', '-']);
+    let number = |p: Option<&str>| p.and_then(|t| t.parse::<u32>().ok());
+    let (Some(major), Some(minor)) = (number(parts.next()), number(parts.next())) else {
+        return Err(bad());
+    };
+    match (major, minor) {
+        (0..=3, _) | (4, 0..=19) => Err(format!(
+            "kernel {text}: vfio_ap appeared in Linux 4.20; there is no vfio_ap to emulate before it"
+        )),
+        (4, _) | (5, _) => Ok(&OLD),
+        (6, 0..=9) => Ok(&DYN),
+        _ => Ok(&NEW),
+    }
+}
 
 /// Looks a profile up by its name.
 pub fn by_name(name: &str) -> Option<&'static KernelProfile> {
@@ -157,5 +314,44 @@ mod tests {
     fn seed_is_found_by_name() {
         assert_eq!(by_name("seed"), Some(&SEED));
         assert_eq!(by_name("upstream"), None);
+    }
+
+    #[test]
+    fn a_kernel_version_picks_its_generation() {
+        for (text, name) in [
+            ("seed", "seed"),
+            ("old", "old"),
+            ("4.20", "old"),
+            ("5.15", "old"),
+            ("5.14.0-427.el9.s390x", "old"),
+            ("5.19", "old"),
+            ("6.0", "dyn"),
+            ("6.8.0-31-generic", "dyn"),
+            ("6.9", "dyn"),
+            ("6.10", "new"),
+            ("6.12", "new"),
+            ("7.1", "new"),
+        ] {
+            assert_eq!(for_kernel(text).map(|p| p.name), Ok(name), "{text}");
+        }
+        for bad in ["", "6", "six.two", "upstream", "6.x"] {
+            let e = for_kernel(bad).unwrap_err();
+            assert!(
+                e.contains(&format!("{bad:?}")) && e.contains("seed, old, dyn, new"),
+                "{e}"
+            );
+        }
+        assert!(for_kernel("4.19").unwrap_err().contains("4.20"));
+    }
+
+    #[test]
+    fn names_are_unique() {
+        for (i, p) in PROFILES.iter().enumerate() {
+            assert!(
+                PROFILES[i + 1..].iter().all(|q| q.name != p.name),
+                "{}",
+                p.name
+            );
+        }
     }
 }

@@ -3,36 +3,21 @@
 //! a profile that flips the rules, to show every branch behind the seam works
 //! and that the seed profile is what picks the seed behaviour.
 
-use apmatrix_model::profile::{
-    Availability, GuestFilter, MaskReclaim, PollThreadInput, RunningGuest, SysfsAttributes,
-};
+use apmatrix_model::profile::{MaskReclaim, PollThreadInput, OLD};
 use apmatrix_model::{
     Apqn, CpuModel, Driver, Errno, Host, KernelProfile, MaskKind, MatrixAxis, Topology, SEED,
 };
 use uuid::Uuid;
 
-/// Rules of kernels before dynamic configuration (kernel.md §3, §6 "OLD").
+/// The OLD generation's rules (kernel.md §3, §6 "OLD"), with two instances
+/// and the NEW poll parsers, so that those branches are crossed too.
 static OLD_RULES: KernelProfile = KernelProfile {
     name: "old-rules-for-tests",
     summary: "test profile",
-    mask_reclaim: MaskReclaim::Allow,
-    unchanged_mask_skips_reprobe: false,
-    availability: Availability::BoundToVfioAp,
-    running_guest: RunningGuest::Refuse(Errno::EBUSY),
-    reassign_revalidates: true,
-    remove_while_running: Errno::EBUSY,
-    instances_exhausted: Errno::EPERM,
     max_instances: 2,
-    guest_filter: GuestFilter::Unfiltered,
-    vfio_ap_min_hwtype: 10,
     poll_thread_input: PollThreadInput::KstrToBool,
     poll_timeout_min: 0,
-    sysfs: SysfsAttributes {
-        bus_scans_and_bindings: false,
-        bus_features: false,
-        guest_matrix: false,
-        queue_status: false,
-    },
+    ..OLD
 };
 
 /// The mainline errnos (kernel.md §3: EBUSY for mask reclaim; §5: EUSERS).

@@ -21,7 +21,7 @@ use apmatrix_model::{AdapterId, Apqn, Driver, Host};
 use uuid::Uuid;
 
 pub use attrs::{
-    read, write, write_target, BusAttr, CardAttr, File, MdevAttr, QueueAttr, TypeAttr,
+    read, write, write_target, BusAttr, CardAttr, File, MatrixAttr, MdevAttr, QueueAttr, TypeAttr,
 };
 pub use view::{list_path, lookup, read_path, resolve_path, write_path, AccessError, SysfsView};
 
@@ -266,6 +266,9 @@ pub fn child(host: &Host, dir: Dir, name: &str) -> Option<Node> {
             if name == "mdev_supported_types" {
                 return d(Dir::MdevTypes);
             }
+            if let Some(f) = attrs::named(attrs::matrix_attrs(host), name) {
+                return Some(Node::File(f));
+            }
             let u = parse_mdev_name(name).filter(|u| host.mdev(u).is_some())?;
             d(Dir::Mdev(u))
         }
@@ -401,6 +404,9 @@ pub fn children(host: &Host, dir: Dir) -> Vec<(String, Kind)> {
         Dir::DevicesVfioAp => add("matrix".into(), Kind::Dir),
         Dir::Matrix => {
             add("mdev_supported_types".into(), Kind::Dir);
+            for f in attrs::matrix_attrs(host) {
+                add(f.name().into(), Kind::File);
+            }
             for m in host.mdevs() {
                 add(m.uuid.to_string(), Kind::Dir);
             }

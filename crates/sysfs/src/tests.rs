@@ -246,6 +246,8 @@ fn old_profile_attributes_are_absent() {
             bus_features: true,
             guest_matrix: false,
             queue_status: false,
+            ap_config: false,
+            matrix_features: false,
         },
         ..SEED
     };
@@ -261,23 +263,45 @@ fn old_profile_attributes_are_absent() {
 /// Every attribute the tree lists, on a host with queues under each driver
 /// and a running guest: a readable one prints a newline-terminated line or
 /// lines (never an accidental empty file), a write-only one prints nothing,
-/// and exactly the writable ones are model writes. Each attribute of every
-/// table is seen at least once.
+/// and exactly the writable ones are model writes. On every profile; each
+/// attribute of every table is seen at least once on one of them.
 #[test]
 fn every_listed_attribute_prints_and_writes_as_its_table_says() {
-    let mut host = walkthrough_host();
-    host.start_guest("g", Some(UUID1.parse().unwrap()), Default::default())
-        .unwrap();
     let mut seen = std::collections::HashSet::new();
-    for (path, dir) in all_dirs(&host) {
-        for (name, kind) in children(&host, dir) {
+    for profile in apmatrix_model::profile::PROFILES {
+        let mut host = Host::new(Topology::seed_example(), profile);
+        host.write_mask(MaskKind::Apmask, b"-5,-6\n").unwrap();
+        let u = host.write_create(UUID1.as_bytes()).unwrap().unwrap();
+        host.write_assign(&u, MatrixAxis::Adapter, b"5\n").unwrap();
+        host.write_assign(&u, MatrixAxis::Domain, b"4\n").unwrap();
+        host.write_assign(&u, MatrixAxis::ControlDomain, b"0xab\n")
+            .unwrap();
+        host.start_guest("g", Some(u), Default::default()).unwrap();
+        attributes_print_as_listed(&host, &mut seen);
+    }
+    let every = BusAttr::ALL
+        .iter()
+        .map(|a| a.name())
+        .chain(CardAttr::ALL.iter().map(|a| a.name()))
+        .chain(QueueAttr::ALL.iter().map(|a| a.name()))
+        .chain(MatrixAttr::ALL.iter().map(|a| a.name()))
+        .chain(TypeAttr::ALL.iter().map(|a| a.name()))
+        .chain(MdevAttr::ALL.iter().map(|a| a.name()));
+    for name in every {
+        assert!(seen.contains(name), "{name} is never listed");
+    }
+}
+
+fn attributes_print_as_listed(host: &Host, seen: &mut std::collections::HashSet<&'static str>) {
+    for (path, dir) in all_dirs(host) {
+        for (name, kind) in children(host, dir) {
             if kind != Kind::File {
                 continue;
             }
-            let Some(Node::File(f)) = child(&host, dir, &name) else {
+            let Some(Node::File(f)) = child(host, dir, &name) else {
                 panic!("{path}/{name} is listed as a file but is none");
             };
-            let text = read(&host, &f);
+            let text = read(host, &f);
             if f.readable() {
                 assert!(
                     text.len() > 1 && text.ends_with('\n'),
@@ -290,15 +314,64 @@ fn every_listed_attribute_prints_and_writes_as_its_table_says() {
             seen.insert(f.name());
         }
     }
-    let every = BusAttr::ALL
-        .iter()
-        .filter(|a| **a != BusAttr::Features)
-        .map(|a| a.name())
-        .chain(CardAttr::ALL.iter().map(|a| a.name()))
-        .chain(QueueAttr::ALL.iter().map(|a| a.name()))
-        .chain(TypeAttr::ALL.iter().map(|a| a.name()))
-        .chain(MdevAttr::ALL.iter().map(|a| a.name()));
-    for name in every {
-        assert!(seen.contains(name), "{name} is never listed");
+}
+
+/// kernel.md §1, §5, §6: which attributes each generation has. OLD lacks
+/// `scans`, `bindings`, `guest_matrix` and a vfio_ap queue's `status`; only
+/// NEW has `bus/ap/features`, the matrix device's `features` and
+/// `ap_config`, which prints the three masks as ap-check writes them.
+#[test]
+fn each_generation_has_its_attributes() {
+    use apmatrix_model::profile::{DYN, NEW, OLD};
+    for profile in [&OLD, &SEED, &DYN, &NEW] {
+        let mut host = Host::new(Topology::seed_example(), profile);
+        host.write_mask(MaskKind::Apmask, b"-5").unwrap();
+        let u = host.write_create(UUID1.as_bytes()).unwrap().unwrap();
+        host.write_assign(&u, MatrixAxis::Adapter, b"5").unwrap();
+        host.write_assign(&u, MatrixAxis::Domain, b"0xab").unwrap();
+        let mdev = format!("devices/vfio_ap/matrix/{u}");
+        let has = |path: &str| lookup(&host, path).is_some();
+        let old = profile.name == "old";
+        let new = profile.name == "new";
+        assert_eq!(has("bus/ap/scans"), !old, "{}", profile.name);
+        assert_eq!(has("bus/ap/bindings"), !old, "{}", profile.name);
+        assert_eq!(
+            has(&format!("{mdev}/guest_matrix")),
+            !old,
+            "{}",
+            profile.name
+        );
+        assert_eq!(
+            has("devices/ap/card05/05.0004/status"),
+            !old,
+            "{}",
+            profile.name
+        );
+        assert_eq!(has("bus/ap/features"), new, "{}", profile.name);
+        assert_eq!(
+            has("devices/vfio_ap/matrix/features"),
+            new,
+            "{}",
+            profile.name
+        );
+        assert_eq!(has(&format!("{mdev}/ap_config")), new, "{}", profile.name);
+        if new {
+            assert_eq!(
+                read_path(&host, "devices/vfio_ap/matrix/features").unwrap(),
+                "guest_matrix hotplug ap_config\n"
+            );
+            let text = read_path(&host, &format!("{mdev}/ap_config")).unwrap();
+            let zero = "0".repeat(64);
+            let apm = format!("0x04{}", "0".repeat(62));
+            let aqm = format!("0x{}10{}", "0".repeat(42), "0".repeat(20));
+            assert_eq!(text, format!("{apm},{aqm},0x{zero}\n"));
+            assert_eq!(text.len(), 201);
+            // Written back as read, it changes nothing; ap-check's form.
+            write_path(&mut host, &format!("{mdev}/ap_config"), text.as_bytes()).unwrap();
+            assert_eq!(
+                read_path(&host, &format!("{mdev}/matrix")).unwrap(),
+                "05.00ab\n"
+            );
+        }
     }
 }

@@ -5,7 +5,7 @@ use super::{Driver, Effects, Host, Rebind, WriteTarget};
 use crate::error::{ApError, ApqnList, MaskKind};
 use crate::ids::{AdapterId, Apqn};
 use crate::mask::Mask256;
-use crate::profile::MaskReclaim;
+use crate::profile::{MaskReclaim, QueueInUse};
 
 /// Per adapter: the domains whose queue is bound to each driver.
 #[derive(Clone, PartialEq, Eq)]
@@ -100,16 +100,21 @@ impl Host {
     }
 
     /// The `status` attribute of a queue bound to vfio_ap: `in use` when its
-    /// mdev's guest runs, `assigned` when an mdev holds it, else `unassigned`.
+    /// mdev's guest runs (NEW: and the queue is in the guest's matrix),
+    /// `assigned` when an mdev holds it, else `unassigned` (kernel.md §4).
     pub fn vfio_queue_status(&self, apqn: Apqn) -> Option<&'static str> {
         if self.queue_driver(apqn) != Some(Some(Driver::VfioAp)) {
             return None;
         }
-        Some(match self.mdev_holding(apqn) {
-            Some(m) if self.attached.contains_key(&m.uuid) => "in use",
-            Some(_) => "assigned",
-            None => "unassigned",
-        })
+        let Some(m) = self.mdev_holding(apqn) else {
+            return Some("unassigned");
+        };
+        let in_use = match (self.attached.get(&m.uuid), self.profile.queue_in_use) {
+            (None, _) => false,
+            (Some(_), QueueInUse::Attached) => true,
+            (Some(guest), QueueInUse::InGuestMatrix) => self.guests[guest].crycb.contains(apqn),
+        };
+        Some(if in_use { "in use" } else { "assigned" })
     }
 
     /// A write to `/sys/bus/ap/apmask` or `aqmask`, either kernel form.

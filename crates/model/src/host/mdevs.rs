@@ -229,6 +229,53 @@ impl Host {
         Ok(self.refresh_guest_of(uuid))
     }
 
+    /// A write to `ap_config` (NEW, kernel.md §6): the whole matrix at
+    /// once. The new matrix is checked as a whole (EADDRNOTAVAIL, then
+    /// EADDRINUSE), then every id against the host's maximum (ENODEV, after
+    /// the others, as the kernel does), and only then put in place, with one
+    /// update of a running guest. A refusal changes nothing.
+    pub fn set_matrix(
+        &mut self,
+        uuid: &Uuid,
+        adapters: Mask256,
+        domains: Mask256,
+        control_domains: Mask256,
+    ) -> Result<Effects, ApError> {
+        self.existing_mdev(uuid)?;
+        if let Some(u) = self.unavailable(&adapters, &domains) {
+            let reason = match u {
+                Unavailable::ReservedForHost(_) => "reserved for the host by apmask and aqmask",
+                Unavailable::NotBoundToVfioAp(_) => "not bound to the vfio_ap driver",
+            };
+            return Err(ApError::ApConfigReservedForHost {
+                mdev: *uuid,
+                apqns: ApqnList(u.apqns().to_vec()),
+                reason,
+            });
+        }
+        let others = self.occupancy.clashes(&adapters, &domains);
+        if let Some(c) = others.into_iter().find(|c| c.holder != *uuid) {
+            return Err(ApError::ApConfigShared {
+                mdev: *uuid,
+                apqns: ApqnList(c.apqns),
+                other: c.holder,
+                other_guest: self.attached.get(&c.holder).cloned(),
+            });
+        }
+        let mut new = self.mdevs[uuid].clone();
+        (new.adapters, new.domains, new.control_domains) = (adapters, domains, control_domains);
+        for axis in MatrixAxis::ALL {
+            if let Some(id) = new.axis(axis).last() {
+                self.id_in_range(axis, id.into())?;
+            }
+        }
+        let old = std::mem::replace(self.mdevs.get_mut(uuid).expect("exists"), new);
+        self.occupancy.release(&old.adapters, &old.domains);
+        let shared = self.occupancy.take(*uuid, &adapters, &domains);
+        assert!(shared.is_empty(), "checked above: {shared:?}");
+        Ok(self.refresh_guest_of(uuid))
+    }
+
     /// The new row (adapter) or column (domain) of the matrix and the ids it
     /// crosses, as (adapters, domains) of the new cross product part.
     pub(super) fn new_part(mdev: &Mdev, axis: MatrixAxis, id: u8) -> (Mask256, Mask256) {

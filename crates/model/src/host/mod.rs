@@ -39,7 +39,7 @@ use bus::Bindings;
 use guests::check_guest_name;
 pub use occupancy::{Clash, Occupancy};
 pub use op::{Op, WriteTarget, Written};
-pub use rules::{host_owns, reclaimed, Unavailable};
+pub use rules::{given_back, host_owns, reclaimed, Unavailable};
 pub use state::{GuestState, HostState, StateError, STATE_FORMAT};
 
 /// The device drivers of the AP bus.

@@ -14,7 +14,9 @@ use super::{Effects, Host};
 use crate::error::{ApError, MaskKind};
 use crate::ids::{AdapterId, Apqn, MatrixAxis};
 use crate::mask::Mask256;
-use crate::parse::{parse_create_uuid, parse_kstrtobool, parse_mask, parse_scanf_int};
+use crate::parse::{
+    parse_ap_config, parse_create_uuid, parse_kstrtobool, parse_mask, parse_scanf_int,
+};
 use crate::profile::PollThreadInput;
 use crate::vfio::CpuModel;
 
@@ -60,6 +62,17 @@ pub enum Op {
         axis: MatrixAxis,
         /// The number kstrtoul read; the range check (ENODEV) comes later.
         id: u64,
+    },
+    /// A write to an mdev's `ap_config` (NEW): the whole matrix at once.
+    SetMatrix {
+        /// The mdev.
+        uuid: Uuid,
+        /// The adapters, as the first mask of the write.
+        adapters: Mask256,
+        /// The usage domains, the second mask.
+        domains: Mask256,
+        /// The control domains, the third mask.
+        control_domains: Mask256,
     },
     /// QEMU starts a guest, with `-device vfio-ap,sysfsdev=...` if it has an
     /// mdev: opening it puts its matrix into the guest's CRYCB (kernel.md §8).
@@ -157,6 +170,8 @@ pub enum WriteTarget {
     /// This mdev's `unassign_adapter`, `unassign_domain` or
     /// `unassign_control_domain`.
     Unassign(Uuid, MatrixAxis),
+    /// This mdev's `ap_config` (NEW).
+    ApConfig(Uuid),
     /// This card's `online` (cex4card).
     CardOnline(AdapterId),
     /// This card's `config`.
@@ -184,6 +199,7 @@ impl WriteTarget {
             WriteTarget::Remove(_) => "remove".into(),
             WriteTarget::Assign(_, axis) => format!("assign_{}", axis.attr_word()),
             WriteTarget::Unassign(_, axis) => format!("unassign_{}", axis.attr_word()),
+            WriteTarget::ApConfig(_) => "ap_config".into(),
             WriteTarget::CardOnline(_) | WriteTarget::QueueOnline(_) => "online".into(),
             WriteTarget::CardConfig(_) => "config".into(),
             WriteTarget::RequestCount => "request_count".into(),
@@ -241,7 +257,8 @@ impl Host {
         match target {
             WriteTarget::Remove(uuid)
             | WriteTarget::Assign(uuid, _)
-            | WriteTarget::Unassign(uuid, _) => {
+            | WriteTarget::Unassign(uuid, _)
+            | WriteTarget::ApConfig(uuid) => {
                 self.existing_mdev(&uuid)?;
             }
             _ => {}
@@ -302,6 +319,16 @@ impl Host {
                     id: self.parse_number(&name, input)?,
                 }
             }
+            WriteTarget::ApConfig(uuid) => {
+                let [adapters, domains, control_domains] = parse_ap_config(input)
+                    .map_err(|reason| ApError::invalid(&name, input, reason))?;
+                Op::SetMatrix {
+                    uuid,
+                    adapters,
+                    domains,
+                    control_domains,
+                }
+            }
             WriteTarget::CardOnline(adapter) => Op::SetCardOnline {
                 adapter,
                 online: scanf(false)?,
@@ -327,6 +354,12 @@ impl Host {
             Op::RemoveMdev { uuid } => self.remove_mdev(uuid).map(|()| none),
             Op::Assign { uuid, axis, id } => self.assign(uuid, *axis, *id),
             Op::Unassign { uuid, axis, id } => self.unassign(uuid, *axis, *id),
+            Op::SetMatrix {
+                uuid,
+                adapters,
+                domains,
+                control_domains,
+            } => self.set_matrix(uuid, *adapters, *domains, *control_domains),
             Op::StartGuest { name, mdev, cpu } => self.start_guest(name, *mdev, *cpu),
             Op::StopGuest { name } => self.stop_guest(name),
             Op::AttachMdev { guest, uuid } => self.attach_mdev(guest, uuid),

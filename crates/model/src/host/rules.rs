@@ -44,7 +44,8 @@ pub fn host_owns(apmask: &Mask256, aqmask: &Mask256, apqn: Apqn) -> bool {
 
 /// The assigned APQNs that the masks `to` give the host and `from` did not
 /// (kernel.md §3): a mask write over them is refused where the profile says
-/// so; where it allows the reclaim there are none to refuse.
+/// so; where it allows the reclaim there are none to refuse (see
+/// [`given_back`] for what such a kernel takes).
 pub fn reclaimed(
     profile: &KernelProfile,
     occupancy: &Occupancy,
@@ -54,6 +55,17 @@ pub fn reclaimed(
     if profile.mask_reclaim == MaskReclaim::Allow {
         return Vec::new();
     }
+    given_back(occupancy, from, to)
+}
+
+/// The assigned APQNs that the masks `to` give the host and `from` did not,
+/// whatever the kernel then does about it: refuse the write, or (OLD) take
+/// the queues from vfio_ap while the mdevs and their guests keep them.
+pub fn given_back(
+    occupancy: &Occupancy,
+    from: (Mask256, Mask256),
+    to: (Mask256, Mask256),
+) -> Vec<Apqn> {
     let ((from_ap, from_aq), (to_ap, to_aq)) = (from, to);
     let new_domains = to_aq.and_not(&from_aq);
     let mut taken = Vec::new();
@@ -163,8 +175,9 @@ pub(super) fn store_on_changes_nothing(
 }
 
 impl KernelProfile {
-    /// Whether vfio_ap binds queues of a card of this hwtype (CEX4 and newer).
+    /// Whether vfio_ap binds queues of a card of this hwtype (CEX4 and
+    /// newer, up to the newest type the generation knows).
     pub fn vfio_ap_drives(&self, hwtype: u8) -> bool {
-        hwtype >= self.vfio_ap_min_hwtype
+        (self.vfio_ap_min_hwtype..=self.vfio_ap_max_hwtype).contains(&hwtype)
     }
 }

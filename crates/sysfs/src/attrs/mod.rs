@@ -29,6 +29,10 @@ enum When {
     VfioApStatus,
     /// The queue is bound to cex4queue (zcrypt adds `load` and `online`).
     Zcrypt,
+    /// The profile has an mdev's `ap_config`.
+    ApConfig,
+    /// The profile has the matrix device's `features`.
+    MatrixFeatures,
 }
 
 /// One object's attributes, declared once: the enum of typed keys and, per
@@ -130,8 +134,16 @@ attributes! {
 }
 
 attributes! {
+    /// The matrix device's own attributes (`/sys/devices/vfio_ap/matrix`).
+    MatrixAttr {
+        Features = "features", RO, MatrixFeatures;
+    }
+}
+
+attributes! {
     /// An mdev's attributes.
     MdevAttr {
+        ApConfig = "ap_config", RW, ApConfig;
         AssignAdapter = "assign_adapter", WO, Always;
         AssignControlDomain = "assign_control_domain", WO, Always;
         AssignDomain = "assign_domain", WO, Always;
@@ -154,6 +166,8 @@ pub enum File {
     Card(AdapterId, CardAttr),
     /// `/sys/devices/ap/cardNN/NN.NNNN/<attr>`.
     Queue(Apqn, QueueAttr),
+    /// `/sys/devices/vfio_ap/matrix/<attr>`.
+    Matrix(MatrixAttr),
     /// `.../mdev_supported_types/vfio_ap-passthrough/<attr>`.
     MdevType(TypeAttr),
     /// `/sys/devices/vfio_ap/matrix/<uuid>/<attr>`.
@@ -167,6 +181,7 @@ impl File {
             File::Bus(a) => a.name(),
             File::Card(_, a) => a.name(),
             File::Queue(_, a) => a.name(),
+            File::Matrix(a) => a.name(),
             File::MdevType(a) => a.name(),
             File::Mdev(_, a) => a.name(),
         }
@@ -178,6 +193,7 @@ impl File {
             File::Bus(a) => a.mode(),
             File::Card(_, a) => a.mode(),
             File::Queue(_, a) => a.mode(),
+            File::Matrix(a) => a.mode(),
             File::MdevType(a) => a.mode(),
             File::Mdev(_, a) => a.mode(),
         }
@@ -204,6 +220,8 @@ fn present(host: &Host, when: When, queue: Option<Apqn>) -> bool {
         When::GuestMatrix => sysfs.guest_matrix,
         When::VfioApStatus => sysfs.queue_status && driver() == Some(Driver::VfioAp),
         When::Zcrypt => driver() == Some(Driver::Cex4Queue),
+        When::ApConfig => sysfs.ap_config,
+        When::MatrixFeatures => sysfs.matrix_features,
     }
 }
 
@@ -229,6 +247,14 @@ pub(crate) fn queue_attrs(host: &Host, q: Apqn) -> impl Iterator<Item = File> + 
         .iter()
         .filter(move |a| present(host, a.when(), Some(q)))
         .map(move |a| File::Queue(q, *a))
+}
+
+/// The matrix device's attributes, sorted.
+pub(crate) fn matrix_attrs(host: &Host) -> impl Iterator<Item = File> + '_ {
+    MatrixAttr::ALL
+        .iter()
+        .filter(|a| present(host, a.when(), None))
+        .map(|a| File::Matrix(*a))
 }
 
 /// The mdev type's attributes, sorted.

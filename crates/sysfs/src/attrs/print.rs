@@ -5,9 +5,9 @@ use std::fmt::Write as _;
 
 use apmatrix_model::topology::Card;
 use apmatrix_model::vfio::{matrix_text, MDEV_DEVICE_API, MDEV_TYPE_NAME};
-use apmatrix_model::{Apqn, Driver, Host, MaskKind, MatrixAxis, Mdev, WriteTarget};
+use apmatrix_model::{Apqn, Driver, Host, Mask256, MaskKind, MatrixAxis, Mdev, WriteTarget};
 
-use super::{BusAttr, CardAttr, File, MdevAttr, QueueAttr, TypeAttr};
+use super::{BusAttr, CardAttr, File, MatrixAttr, MdevAttr, QueueAttr, TypeAttr};
 
 fn flag(b: bool) -> String {
     format!("{}\n", b as u8)
@@ -23,6 +23,7 @@ pub fn read(host: &Host, f: &File) -> String {
         File::Queue(q, a) => {
             card(q.adapter).map_or_else(String::new, |c| read_queue(host, c, q, a))
         }
+        File::Matrix(MatrixAttr::Features) => "guest_matrix hotplug ap_config\n".into(),
         File::MdevType(a) => read_type(host, a),
         File::Mdev(u, a) => host
             .mdev(&u)
@@ -122,6 +123,15 @@ fn read_type(host: &Host, a: TypeAttr) -> String {
 fn read_mdev(host: &Host, m: &Mdev, a: MdevAttr) -> String {
     match a {
         MdevAttr::Matrix => m.matrix_text(),
+        MdevAttr::ApConfig => {
+            let hex = |mask: &Mask256| mask.to_sysfs().trim_end().to_string();
+            format!(
+                "{},{},{}\n",
+                hex(&m.adapters),
+                hex(&m.domains),
+                hex(&m.control_domains)
+            )
+        }
         MdevAttr::ControlDomains => m.control_domains_text(),
         MdevAttr::GuestMatrix => {
             let c = host.guest_matrix(&m.uuid).unwrap_or_default();
@@ -188,6 +198,7 @@ pub fn write_target(f: &File) -> Option<WriteTarget> {
             | QueueAttr::RequestqCount
             | QueueAttr::Status => return None,
         },
+        File::Matrix(MatrixAttr::Features) => return None,
         File::MdevType(a) => match a {
             TypeAttr::Create => WriteTarget::Create,
             TypeAttr::AvailableInstances | TypeAttr::DeviceApi | TypeAttr::Name => return None,
@@ -200,6 +211,7 @@ pub fn write_target(f: &File) -> Option<WriteTarget> {
             MdevAttr::UnassignDomain => WriteTarget::Unassign(u, Domain),
             MdevAttr::UnassignControlDomain => WriteTarget::Unassign(u, ControlDomain),
             MdevAttr::Remove => WriteTarget::Remove(u),
+            MdevAttr::ApConfig => WriteTarget::ApConfig(u),
             MdevAttr::ControlDomains | MdevAttr::GuestMatrix | MdevAttr::Matrix => return None,
         },
     })

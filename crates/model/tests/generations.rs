@@ -1,0 +1,410 @@
+//! The kernel generations side by side: each test is one rule of
+//! shared/spec/kernel.md that differs between OLD (4.20-5.19), DYN
+//! (6.0-6.9), NEW (6.10+) and the seed series, named after the rule and
+//! citing its section, and run on every profile with its answer per profile.
+
+use apmatrix_model::profile::{DYN, NEW, OLD, PROFILES};
+use apmatrix_model::{
+    AdapterId, Apqn, CpuModel, Driver, Errno, Host, KernelProfile, MaskKind, MatrixAxis, Topology,
+    WriteTarget, SEED,
+};
+use uuid::Uuid;
+
+const GUEST1: u128 = 0x669d9b23_fe1b_4ecd_be08_e42dc3f5d3c4;
+const GUEST2: u128 = 0x8da4a3cb_2b3a_4c52_9b8d_1f09e1ee38c0;
+const GUEST3: u128 = 0x3b5ae7b1_a3a3_4d4d_8c5c_6e4b4e1a6c01;
+
+fn uuid(n: u128) -> Uuid {
+    Uuid::from_u128(n)
+}
+
+fn errno<T: std::fmt::Debug>(r: Result<T, apmatrix_model::ApError>) -> Errno {
+    r.unwrap_err().errno()
+}
+
+/// The seed document's walkthrough up to its three configured mdevs,
+/// through the same writes the document's `echo` commands make.
+fn walkthrough(profile: &'static KernelProfile) -> Host {
+    let mut host = Host::new(Topology::seed_example(), profile);
+    host.write_mask(MaskKind::Apmask, b"-5,-6\n").unwrap();
+    // (mdev, the `echo`ed adapters, the `echo`ed domains)
+    let matrices = [
+        (GUEST1, "5 6", "4 0xab"),
+        (GUEST2, "5", "0x47 0xff"),
+        (GUEST3, "6", "0x47 0xff"),
+    ];
+    for (n, adapters, domains) in matrices {
+        let m = host
+            .write_create(format!("{}\n", uuid(n)).as_bytes())
+            .unwrap()
+            .unwrap();
+        for a in adapters.split(' ') {
+            host.write_assign(&m, MatrixAxis::Adapter, format!("{a}\n").as_bytes())
+                .unwrap();
+        }
+        for d in domains.split(' ') {
+            host.write_assign(&m, MatrixAxis::Domain, format!("{d}\n").as_bytes())
+                .unwrap();
+        }
+    }
+    host
+}
+
+fn start(host: &mut Host, name: &str, mdev: u128) {
+    host.start_guest(name, Some(uuid(mdev)), CpuModel::default())
+        .unwrap();
+}
+
+/// §3 "Errno by era": a mask write that would give the host an assigned
+/// APQN. The document's `echo +5 > apmask`.
+#[test]
+fn mask_write_taking_an_assigned_apqn_is_refused_by_era() {
+    for profile in PROFILES {
+        let mut host = walkthrough(profile);
+        start(&mut host, "Guest2", GUEST2);
+        let result = host.write_mask(MaskKind::Apmask, b"+5");
+        let q = Apqn::new(5, 0x47);
+        match profile.name {
+            "seed" => assert_eq!(errno(result), Errno::EADDRINUSE),
+            "dyn" | "new" => assert_eq!(errno(result), Errno::EBUSY),
+            "old" => {
+                // Accepted: the queue goes back to zcrypt, the mdev keeps it
+                // in its matrix and the running guest in its CRYCB (the leak
+                // the old document's "Limitations" admits).
+                result.unwrap();
+                assert_eq!(host.queue_driver(q), Some(Some(Driver::Cex4Queue)));
+                assert!(host.mdev(&uuid(GUEST2)).unwrap().contains(q));
+                assert!(host.guest("Guest2").unwrap().crycb.contains(q));
+                continue;
+            }
+            other => panic!("no expectation for profile {other}"),
+        }
+        assert_eq!(
+            host.queue_driver(q),
+            Some(Some(Driver::VfioAp)),
+            "{}",
+            profile.name
+        );
+        assert!(
+            !host.apmask().contains(5),
+            "{}: refused writes change nothing",
+            profile.name
+        );
+    }
+}
+
+/// §6 "OLD (≤5.19) semantics", §8: every assign/unassign store returns
+/// EBUSY while a guest uses the mdev, before its input is parsed.
+#[test]
+fn stores_while_a_guest_runs_are_ebusy_on_old_and_hot_plug_after() {
+    for profile in PROFILES {
+        let mut host = walkthrough(profile);
+        start(&mut host, "Guest1", GUEST1);
+        let m = uuid(GUEST1);
+        let garbage = host.write_assign(&m, MatrixAxis::Domain, b"not a number");
+        let unplug = host.write_unassign(&m, MatrixAxis::Adapter, b"6");
+        if profile.name == "old" {
+            assert_eq!(errno(garbage), Errno::EBUSY, "before parsing");
+            assert_eq!(errno(unplug), Errno::EBUSY);
+            assert!(host.guest("Guest1").unwrap().crycb.apm.contains(6));
+        } else {
+            assert_eq!(errno(garbage), Errno::EINVAL, "{}", profile.name);
+            let effects = unplug.unwrap();
+            assert_eq!(
+                effects.guest_updates.len(),
+                1,
+                "{}: hot unplug",
+                profile.name
+            );
+            assert!(!host.guest("Guest1").unwrap().crycb.apm.contains(6));
+        }
+    }
+}
+
+/// §6 OLD: availability means bound to vfio_ap, with the "at least one
+/// queue of the id" rule while nothing is crossed yet.
+#[test]
+fn availability_is_binding_on_old_and_the_masks_after() {
+    for profile in PROFILES {
+        let mut host = Host::new(Topology::seed_example(), profile);
+        let m = uuid(1);
+        host.create_mdev(m).unwrap();
+        // Nothing is crossed: any in-range adapter is accepted after OLD,
+        // even one the masks give the host.
+        let first = host.assign(&m, MatrixAxis::Adapter, 5);
+        host.write_mask(MaskKind::Apmask, b"-5").unwrap();
+        if profile.name == "old" {
+            assert_eq!(
+                errno(first),
+                Errno::EADDRNOTAVAIL,
+                "no queue of 05 on vfio_ap"
+            );
+            host.assign(&m, MatrixAxis::Adapter, 5).unwrap();
+        } else {
+            first.unwrap();
+        }
+        // Crossing a host-owned queue: EADDRNOTAVAIL on every generation.
+        host.assign(&m, MatrixAxis::Domain, 4)
+            .unwrap_or_else(|e| panic!("{}: 05.0004 is free for vfio_ap: {e}", profile.name));
+        assert_eq!(
+            errno(host.assign(&m, MatrixAxis::Adapter, 4)),
+            Errno::EADDRNOTAVAIL,
+            "{}",
+            profile.name
+        );
+    }
+}
+
+/// §7: assigning an assigned id is a success without checks after OLD, a
+/// success only if the checks pass again on OLD.
+#[test]
+fn reassigning_revalidates_only_on_old() {
+    for profile in PROFILES {
+        let mut host = walkthrough(profile);
+        let m = uuid(GUEST2);
+        // OLD lets apmask take adapter 5 back; its queues are then
+        // zcrypt's, and re-assigning adapter 5 fails the check it re-runs.
+        // Later kernels refuse the mask write, and a re-assign is a no-op.
+        if profile.name != "old" {
+            host.write_assign(&m, MatrixAxis::Adapter, b"5").unwrap();
+            continue;
+        }
+        host.write_mask(MaskKind::Apmask, b"+5").unwrap();
+        assert_eq!(
+            errno(host.write_assign(&m, MatrixAxis::Adapter, b"5")),
+            Errno::EADDRNOTAVAIL,
+            "re-validated against binding"
+        );
+    }
+}
+
+/// §8: OLD gives the guest the raw matrix; later kernels filter it to the
+/// host's configuration and drop adapters with a queue not on vfio_ap.
+#[test]
+fn the_guest_gets_the_raw_matrix_on_old_and_a_filtered_one_after() {
+    for profile in PROFILES {
+        let mut host = walkthrough(profile);
+        let m = uuid(GUEST3);
+        if profile.name != "old" {
+            // 0x20 has no card: not in the host's configuration.
+            host.write_mask(MaskKind::Apmask, b"-0x20").unwrap();
+            host.write_assign(&m, MatrixAxis::Adapter, b"0x20").unwrap();
+        }
+        start(&mut host, "Guest3", GUEST3);
+        let crycb = host.guest("Guest3").unwrap().crycb;
+        if profile.name == "old" {
+            assert_eq!(crycb.apm, host.mdev(&m).unwrap().adapters);
+        } else {
+            assert!(!crycb.apm.contains(0x20), "{}", profile.name);
+            assert!(crycb.apm.contains(6), "{}", profile.name);
+        }
+    }
+}
+
+/// §3: vfio_ap's device list ends at CEX7 (hwtype 13) on OLD and at CEX8
+/// (14) after; NEW's bus makes no devices below CEX4 (not yet emulated:
+/// only the vfio_ap side is asserted here).
+#[test]
+fn vfio_ap_drives_cex8_only_after_old() {
+    let text = "name = \"cex8\"\nusage_domains = \"1\"\ncontrol_domains = \"1\"\n\n[[card]]\nid = 1\ntype = \"CEX8C\"\n";
+    for profile in PROFILES {
+        let mut host = Host::new(Topology::from_toml(text).unwrap(), profile);
+        host.write_mask(MaskKind::Apmask, b"-1").unwrap();
+        let driver = host.queue_driver(Apqn::new(1, 1)).unwrap();
+        let expected = if profile.name == "old" {
+            None
+        } else {
+            Some(Driver::VfioAp)
+        };
+        assert_eq!(driver, expected, "{}", profile.name);
+    }
+    assert!(OLD.vfio_ap_drives(13) && !OLD.vfio_ap_drives(14));
+    assert!(NEW.vfio_ap_drives(14) && !NEW.vfio_ap_drives(9));
+}
+
+/// §3 and §10.2: an unchanged mask write re-probes on OLD (and, as far as
+/// kernel.md tells, DYN); NEW and the seed series return at once.
+#[test]
+fn an_unchanged_mask_write_reprobes_before_new() {
+    for profile in PROFILES {
+        let mut host = Host::new(Topology::seed_example(), profile);
+        let effects = host.write_mask(MaskKind::Aqmask, b"+4").unwrap();
+        let reprobed = matches!(profile.name, "old" | "dyn");
+        assert_eq!(effects.reprobed, reprobed, "{}", profile.name);
+        assert!(
+            effects.rebinds.is_empty(),
+            "{}: nothing moves",
+            profile.name
+        );
+    }
+}
+
+/// §5: with `available_instances` exhausted, create is EPERM where vfio_ap
+/// counts (OLD, seed) and EUSERS where the mdev core does (DYN, NEW).
+#[test]
+fn exhausted_instances_are_eperm_before_the_mdev_core_and_eusers_after() {
+    for profile in PROFILES {
+        // The profile's own errno, with a limit of one instance.
+        let one: &'static KernelProfile = Box::leak(Box::new(KernelProfile {
+            max_instances: 1,
+            ..**profile
+        }));
+        let mut host = Host::new(Topology::seed_example(), one);
+        host.create_mdev(uuid(1)).unwrap();
+        let expected = match profile.name {
+            "old" | "seed" => Errno::EPERM,
+            _ => Errno::EUSERS,
+        };
+        assert_eq!(
+            errno(host.create_mdev(uuid(2))),
+            expected,
+            "{}",
+            profile.name
+        );
+        assert_eq!(profile.max_instances, 65536);
+    }
+}
+
+/// §1: `poll_thread` is sscanf("%d") on OLD's bus (and the seed series'),
+/// kstrtobool after; `poll_timeout` 0 is refused only on OLD's.
+#[test]
+fn poll_attributes_parse_by_era() {
+    for profile in PROFILES {
+        let mut host = Host::new(Topology::seed_example(), profile);
+        let scanf = matches!(profile.name, "old" | "seed");
+        let two = host.write(WriteTarget::PollThread, b"2\n");
+        let yes = host.write(WriteTarget::PollThread, b"yes\n");
+        let zero = host.write(WriteTarget::PollTimeout, b"0\n");
+        if scanf {
+            two.unwrap();
+            assert!(host.bus().poll_thread, "{}: 2 is non-zero", profile.name);
+            assert_eq!(errno(yes), Errno::EINVAL, "{}", profile.name);
+            assert_eq!(errno(zero), Errno::EINVAL, "{}", profile.name);
+        } else {
+            assert_eq!(errno(two), Errno::EINVAL, "{}", profile.name);
+            yes.unwrap();
+            assert!(host.bus().poll_thread);
+            zero.unwrap();
+            assert_eq!(host.bus().poll_timeout, 0);
+        }
+    }
+}
+
+/// §4 "Queue via vfio_ap": `in use` while the mdev has a guest (DYN, seed),
+/// and on NEW only for APQNs also in the guest's matrix.
+#[test]
+fn queue_status_in_use_follows_the_guest_matrix_on_new() {
+    for profile in [&SEED, &DYN, &NEW] {
+        let mut host = walkthrough(profile);
+        start(&mut host, "Guest1", GUEST1);
+        // Card 6 deconfigured from the HMC: its queues stay bound to
+        // vfio_ap, but adapter 6 leaves the guest's matrix.
+        host.write(WriteTarget::CardConfig(AdapterId(6)), b"0")
+            .unwrap();
+        let q = Apqn::new(6, 4);
+        assert!(!host.guest("Guest1").unwrap().crycb.contains(q));
+        let expected = if profile.name == "new" {
+            "assigned"
+        } else {
+            "in use"
+        };
+        assert_eq!(
+            host.vfio_queue_status(q),
+            Some(expected),
+            "{}",
+            profile.name
+        );
+        assert_eq!(host.vfio_queue_status(Apqn::new(5, 4)), Some("in use"));
+    }
+}
+
+/// §6 "ap_config write" (NEW): the whole matrix in one write, as ap-check
+/// writes it; checked as a whole, ENODEV only after the other checks, and
+/// nothing changed on a refusal; a running guest follows at once.
+#[test]
+fn ap_config_replaces_the_whole_matrix_at_once_on_new() {
+    let mut host = walkthrough(&NEW);
+    start(&mut host, "Guest1", GUEST1);
+    let m = uuid(GUEST1);
+    let hex = |ids: &[u8]| {
+        let mut mask = apmatrix_model::Mask256::EMPTY;
+        for id in ids {
+            mask.set(*id);
+        }
+        mask.to_sysfs().trim_end().to_string()
+    };
+    let write = |host: &mut Host, a: &[u8], d: &[u8], c: &[u8]| {
+        let text = format!("{},{},{}\n", hex(a), hex(d), hex(c));
+        host.write(WriteTarget::ApConfig(m), text.as_bytes())
+    };
+    let before = host.clone();
+    // 05.0047 is Guest2's: EADDRINUSE, nothing changes.
+    assert_eq!(
+        errno(write(&mut host, &[5], &[4, 0x47], &[4])),
+        Errno::EADDRINUSE
+    );
+    // 04.0004 is the host's: EADDRNOTAVAIL.
+    assert_eq!(
+        errno(write(&mut host, &[4, 5], &[4], &[])),
+        Errno::EADDRNOTAVAIL
+    );
+    assert_eq!(host, before, "refused writes change nothing");
+    // Fewer than three masks: EINVAL. (The kernel splits at newlines too,
+    // so "0x04,0x08\n" is three pieces, the last one empty.)
+    assert_eq!(
+        errno(host.write(WriteTarget::ApConfig(m), b"0x04,0x08")),
+        Errno::EINVAL
+    );
+    assert_eq!(host, before, "refused writes change nothing");
+    // Adapter 6 out, domain 5 in, control domain 0xab in: one write, one
+    // update of the running guest.
+    let w = write(&mut host, &[5], &[4, 5, 0xab], &[0xab]).unwrap();
+    assert_eq!(w.effects.guest_updates.len(), 1);
+    let mdev = host.mdev(&m).unwrap();
+    assert_eq!(mdev.matrix_text(), "05.0004\n05.0005\n05.00ab\n");
+    assert_eq!(mdev.control_domains_text(), "00ab\n");
+    let crycb = host.guest("Guest1").unwrap().crycb;
+    assert!(crycb.contains(Apqn::new(5, 5)) && !crycb.apm.contains(6));
+    // The holder index follows: Guest3's mdev may now have 06.0004.
+    host.write_assign(&uuid(GUEST3), MatrixAxis::Domain, b"4")
+        .unwrap();
+    // Extra pieces are ignored, empty pieces are empty masks.
+    write(&mut host, &[], &[], &[]).unwrap();
+    assert_eq!(host.mdev(&m).unwrap().matrix_text(), "");
+    host.write(WriteTarget::ApConfig(m), b"0x04,,,ignored\n")
+        .unwrap();
+    assert_eq!(host.mdev(&m).unwrap().matrix_text(), "05.\n");
+}
+
+/// §6: ENODEV for an id above the maximum comes after the availability and
+/// sharing checks of an ap_config write.
+#[test]
+fn ap_config_checks_the_range_last() {
+    let small = "name = \"small\"\napxa = false\nusage_domains = \"1\"\ncontrol_domains = \"1\"\n\n[[card]]\nid = 1\ntype = \"CEX7C\"\n";
+    let mut host = Host::new(Topology::from_toml(small).unwrap(), &NEW);
+    let m = uuid(1);
+    host.create_mdev(m).unwrap();
+    // Adapter 1 is the host's (apmask all ones) and adapter 0x40 is above
+    // the maximum of 63: EADDRNOTAVAIL wins; once adapter 1 is free, ENODEV.
+    let a = |ids: &[u8]| {
+        let mut mask = apmatrix_model::Mask256::EMPTY;
+        for id in ids {
+            mask.set(*id);
+        }
+        mask.to_sysfs().trim_end().to_string()
+    };
+    let write =
+        |host: &mut Host, text: String| host.write(WriteTarget::ApConfig(m), text.as_bytes());
+    let d = a(&[1]);
+    assert_eq!(
+        errno(write(&mut host, format!("{},{d},\n", a(&[1, 0x40])))),
+        Errno::EADDRNOTAVAIL
+    );
+    host.write_mask(MaskKind::Apmask, b"-1,-0x40").unwrap();
+    assert_eq!(
+        errno(write(&mut host, format!("{},{d},\n", a(&[1, 0x40])))),
+        Errno::ENODEV
+    );
+    write(&mut host, format!("{},{d},{d}\n", a(&[1]))).unwrap();
+    assert_eq!(host.mdev(&m).unwrap().matrix_text(), "01.0001\n");
+}
