@@ -1,0 +1,223 @@
+//! The seed document's shell commands on a host of each kernel generation,
+//! under `apmatrix exec` (the emulated tree mounted as /sys), with the
+//! differences asserted: the refused `echo +5 > apmask` (EADDRINUSE on seed,
+//! EBUSY on dyn and new, accepted with the leaked APQN on old), stores while
+//! a guest runs (EBUSY on old), which attributes exist, and on new a live
+//! change written to `ap_config` exactly as ap-check writes it.
+
+mod common;
+use common::fuse_usable;
+
+use std::path::Path;
+use std::process::Command;
+
+const UUID1: &str = "669d9b23-fe1b-4ecd-be08-e42dc3f5d3c4";
+const UUID2: &str = "8da4a3cb-2b3a-4c52-9b8d-1f09e1ee38c0";
+
+const SCRIPT: &str = r###"
+exec 2>&1
+set -u
+step() { echo "## $*"; }
+strip() { sed 's/.*: echo: write error: /write error: /'; }
+type=/sys/devices/vfio_ap/matrix/mdev_supported_types/vfio_ap-passthrough
+m1=/sys/devices/vfio_ap/matrix/$UUID1
+m2=/sys/devices/vfio_ap/matrix/$UUID2
+
+step setup
+echo -5,-6 > /sys/bus/ap/apmask
+echo $UUID1 > $type/create
+echo $UUID2 > $type/create
+echo 5 > $m1/assign_adapter
+echo 4 > $m1/assign_domain
+echo 0xab > $m1/assign_domain
+echo 6 > $m2/assign_adapter
+echo 0x47 > $m2/assign_domain
+cat $m1/matrix
+apmatrix guest start Guest1 --mdev $UUID1 > /dev/null
+
+step attributes
+for f in /sys/bus/ap/scans /sys/bus/ap/bindings /sys/bus/ap/features \
+         /sys/devices/vfio_ap/matrix/features $m1/guest_matrix $m1/ap_config \
+         /sys/devices/ap/card05/05.0004/status; do
+    test -e $f && echo "${f##*/}"
+done
+
+step running
+( echo 0xab > $m1/unassign_domain ) 2>&1 | strip
+cat $m1/matrix
+
+step reclaim
+( echo +5 > /sys/bus/ap/apmask ) 2>&1 | strip
+cat /sys/bus/ap/apmask
+apmatrix guest lszcrypt Guest1 | grep -c '^05\.'
+
+step ap_config
+if test -e $m1/ap_config; then
+    cat $m1/ap_config
+    # ap-check's own write: one line, three masks. Adapters 5 and 6 with
+    # domains 4 and 0x47 would take 06.0047 from the other mdev: refused,
+    # nothing changes.
+    ( echo "$AP_SHARED" > $m1/ap_config ) 2>&1 | strip
+    cat $m1/matrix
+    # Domains 4 and 0xab: accepted, and the running guest sees 05.00ab.
+    echo "$AP_GROWN" > $m1/ap_config
+    cat $m1/matrix
+    apmatrix guest lszcrypt Guest1 | grep '^05\.' | cut -c1-7
+fi
+"###;
+
+/// An `ap_config` line as ap-check writes it: three masks of 64 hex digits
+/// (no control domains here), without the newline `echo` adds.
+fn ap_config(adapters: &[u8], domains: &[u8]) -> String {
+    let mask = |ids: &[u8]| {
+        let mut m = apmatrix_model::Mask256::EMPTY;
+        for id in ids {
+            m.set(*id);
+        }
+        m.to_string()
+    };
+    format!("{},{},{}", mask(adapters), mask(domains), mask(&[]))
+}
+
+/// Runs SCRIPT on a fresh host of `kernel`; its sections by name.
+fn run(kernel: &str) -> Vec<(String, Vec<String>)> {
+    let dir = tempfile::tempdir().unwrap();
+    let host = dir.path().join("host.json");
+    let bin = env!("CARGO_BIN_EXE_apmatrix");
+    let h = host.to_str().unwrap();
+    let init = Command::new(bin)
+        .args(["--host", h, "host", "init", "--kernel", kernel])
+        .output()
+        .unwrap();
+    assert!(init.status.success(), "{init:?}");
+    let bin_dir = Path::new(bin).parent().unwrap();
+    let path = format!(
+        "{}:{}",
+        bin_dir.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let out = Command::new(bin)
+        .args(["--host", h, "exec", "--", "bash", "-c", SCRIPT])
+        .env("PATH", path)
+        .env("APMATRIX_HOST", &host)
+        .env("UUID1", UUID1)
+        .env("UUID2", UUID2)
+        .env("AP_SHARED", ap_config(&[5, 6], &[4, 0x47]))
+        .env("AP_GROWN", ap_config(&[5], &[4, 0xab]))
+        .env("LC_ALL", "C")
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "{kernel}: {text}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    text.split("## ")
+        .skip(1)
+        .map(|s| {
+            let mut lines = s.lines();
+            let name = lines.next().unwrap().to_string();
+            (name, lines.map(str::to_string).collect())
+        })
+        .collect()
+}
+
+fn section(sections: &[(String, Vec<String>)], name: &str) -> Vec<String> {
+    sections
+        .iter()
+        .find(|(n, _)| n == name)
+        .unwrap_or_else(|| panic!("no section {name} in {sections:?}"))
+        .1
+        .clone()
+}
+
+#[test]
+fn the_documents_commands_on_every_generation() {
+    if !fuse_usable() {
+        return;
+    }
+    let without_5_6 = format!("0xf9{}", "f".repeat(62));
+    for kernel in ["seed", "5.15", "6.8", "6.12"] {
+        let s = run(kernel);
+        let old = kernel == "5.15";
+        let new = kernel == "6.12";
+        assert_eq!(section(&s, "setup"), ["05.0004", "05.00ab"], "{kernel}");
+
+        let mut attributes: Vec<&str> = Vec::new();
+        if !old {
+            attributes.extend(["scans", "bindings"]);
+        }
+        if new {
+            attributes.extend(["features", "features"]);
+        }
+        if !old {
+            attributes.push("guest_matrix");
+        }
+        if new {
+            attributes.push("ap_config");
+        }
+        if !old {
+            attributes.push("status");
+        }
+        assert_eq!(section(&s, "attributes"), attributes, "{kernel}");
+
+        // kernel.md §6/§8: OLD refuses every store while the guest runs.
+        let running = section(&s, "running");
+        if old {
+            assert_eq!(
+                running,
+                ["write error: Device or resource busy", "05.0004", "05.00ab"]
+            );
+        } else {
+            assert_eq!(running, ["05.0004"], "{kernel}: hot unplug");
+        }
+
+        // kernel.md §3 "Errno by era".
+        let reclaim = section(&s, "reclaim");
+        match kernel {
+            "seed" => assert_eq!(
+                reclaim,
+                [
+                    "write error: Address already in use",
+                    without_5_6.as_str(),
+                    "1"
+                ]
+            ),
+            "5.15" => {
+                // Accepted: adapter 5 is the host's again, yet the running
+                // guest still lists both of its queues: the leak.
+                let with_5 = format!("0xfd{}", "f".repeat(62));
+                assert_eq!(reclaim, [with_5.as_str(), "2"]);
+            }
+            _ => assert_eq!(
+                reclaim,
+                [
+                    "write error: Device or resource busy",
+                    without_5_6.as_str(),
+                    "1"
+                ],
+                "{kernel}"
+            ),
+        }
+
+        let ap_config = section(&s, "ap_config");
+        if !new {
+            assert!(ap_config.is_empty(), "{kernel}: {ap_config:?}");
+            continue;
+        }
+        let zero = "0".repeat(64);
+        assert_eq!(
+            ap_config,
+            [
+                format!("0x04{},0x08{},0x{zero}", &zero[2..], &zero[2..]),
+                "write error: Address already in use".to_string(),
+                "05.0004".to_string(),
+                "05.0004".to_string(),
+                "05.00ab".to_string(),
+                "05.0004".to_string(),
+                "05.00ab".to_string(),
+            ]
+        );
+    }
+}
