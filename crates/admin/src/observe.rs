@@ -3,6 +3,7 @@
 use std::collections::BTreeMap;
 
 use apmatrix_model::parse::parse_absolute_mask;
+use apmatrix_model::profile::{NEW, OLD};
 use apmatrix_model::{Apqn, KernelProfile, Mask256, MatrixAxis, SEED};
 use uuid::Uuid;
 
@@ -148,9 +149,7 @@ pub fn observe(root: &dyn SysfsRoot) -> Result<Observed, ObserveError> {
         mdevs.insert(uuid, m);
     }
     Ok(Observed {
-        // The seed generation is the only one modelled; a root that knows
-        // better (an emulator) says so.
-        profile: root.kernel_profile().unwrap_or(&SEED),
+        profile: generation_of(root),
         apmask: read_mask(root, "bus/ap/apmask")?,
         aqmask: read_mask(root, "bus/ap/aqmask")?,
         max_adapter_id: read_number(root, "bus/ap/ap_max_adapter_id")? as u8,
@@ -160,4 +159,23 @@ pub fn observe(root: &dyn SysfsRoot) -> Result<Observed, ObserveError> {
         cards,
         mdevs,
     })
+}
+
+/// The kernel generation behind a tree: the root's own word if it has one
+/// (an emulator in this process), else what the attributes show (kernel.md
+/// §1, §5, §6): `features` only on NEW, no `scans` on OLD. DYN and the seed
+/// series show the same attributes, and every verdict of `check` is the
+/// same under both, so such a tree is taken as the seed's.
+fn generation_of(root: &dyn SysfsRoot) -> &'static KernelProfile {
+    if let Some(profile) = root.kernel_profile() {
+        return profile;
+    }
+    let has = |path: &str| root.read(path).is_ok();
+    if has("devices/vfio_ap/matrix/features") || has("bus/ap/features") {
+        &NEW
+    } else if !has("bus/ap/scans") {
+        &OLD
+    } else {
+        &SEED
+    }
 }

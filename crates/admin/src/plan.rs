@@ -67,22 +67,55 @@ fn mask_step(name: &str, from: Mask256, to: Mask256) -> Step {
     }
 }
 
+/// An mdev's `ap_config` as ap-check writes it (`echo` adds the newline).
+fn ap_config_text(m: &Matrix) -> String {
+    format!("{},{},{}", m.adapters, m.domains, m.control_domains)
+}
+
+/// One `ap_config` write from `from` to `to`, undone by writing `from`.
+fn ap_config_step(uuid: &Uuid, from: &Matrix, to: &Matrix) -> Step {
+    Step {
+        path: mdev_attr(uuid, "ap_config"),
+        value: ap_config_text(to),
+        undo: Some((mdev_attr(uuid, "ap_config"), ap_config_text(from))),
+    }
+}
+
+fn intersection(a: &Matrix, b: &Matrix) -> Matrix {
+    Matrix {
+        adapters: a.adapters.and(&b.adapters),
+        domains: a.domains.and(&b.domains),
+        control_domains: a.control_domains.and(&b.control_domains),
+    }
+}
+
 /// The ordered writes from the host as it is to the configuration:
 /// unassignments first (they free APQNs), then mask bits taken from the
 /// host, then mask bits given to it (never refused once nothing assigned is
 /// in them), then new mdevs, then assignments. Mdevs the configuration
 /// does not name are left alone. Empty when the host already matches.
+///
+/// Where the kernel has `ap_config` (NEW), an mdev's matrix changes in
+/// whole-matrix writes instead: one to what it keeps, if it loses
+/// something, before the masks; one to what it is asked for, after them.
+/// Each is atomic, and a running guest sees at most two changes.
 pub fn plan(wanted: &Wanted, seen: &Observed) -> Vec<Step> {
+    let whole = seen.profile.sysfs.ap_config;
     let mut steps = Vec::new();
     for m in &wanted.mdevs {
         if let Some(now) = seen.mdevs.get(&m.uuid) {
-            steps.extend(matrix_steps(
-                &m.uuid,
-                now,
-                &m.matrix(),
-                "unassign",
-                "assign",
-            ));
+            let kept = intersection(now, &m.matrix());
+            if !whole {
+                steps.extend(matrix_steps(
+                    &m.uuid,
+                    now,
+                    &m.matrix(),
+                    "unassign",
+                    "assign",
+                ));
+            } else if kept != *now {
+                steps.push(ap_config_step(&m.uuid, now, &kept));
+            }
         }
     }
     let (apmask, aqmask) = target_masks(wanted, seen);
@@ -101,6 +134,7 @@ pub fn plan(wanted: &Wanted, seen: &Observed) -> Vec<Step> {
     }
     for m in &wanted.mdevs {
         let now = match seen.mdevs.get(&m.uuid) {
+            Some(now) if whole => intersection(now, &m.matrix()),
             Some(now) => now.clone(),
             None => {
                 steps.push(Step {
@@ -111,13 +145,17 @@ pub fn plan(wanted: &Wanted, seen: &Observed) -> Vec<Step> {
                 Matrix::default()
             }
         };
-        steps.extend(matrix_steps(
-            &m.uuid,
-            &m.matrix(),
-            &now,
-            "assign",
-            "unassign",
-        ));
+        if !whole {
+            steps.extend(matrix_steps(
+                &m.uuid,
+                &m.matrix(),
+                &now,
+                "assign",
+                "unassign",
+            ));
+        } else if now != m.matrix() {
+            steps.push(ap_config_step(&m.uuid, &now, &m.matrix()));
+        }
     }
     steps
 }

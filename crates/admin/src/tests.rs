@@ -703,3 +703,88 @@ domains = "1"
         verdicts[1]
     );
 }
+
+/// On a kernel with `ap_config` (NEW) a plan changes each mdev in whole-
+/// matrix writes: the seed configuration is one `ap_config` per mdev; a
+/// change that moves an APQN from one mdev to another first shrinks the
+/// giver, so no write is refused; and the result reads back as asked.
+#[test]
+fn plans_write_whole_matrices_where_the_kernel_has_ap_config() {
+    use apmatrix_model::profile::NEW;
+    let mut root = EmulatedRoot {
+        host: Host::new(apmatrix_model::Topology::seed_example(), &NEW),
+    };
+    let w = wanted(SEED_GUESTS);
+    let applied = apply(&mut root, &w, false).unwrap();
+    let configs: Vec<&Step> = applied
+        .steps
+        .iter()
+        .filter(|s| s.path.ends_with("/ap_config"))
+        .collect();
+    assert_eq!(configs.len(), 3, "{:#?}", applied.steps);
+    assert!(applied.steps.iter().all(|s| !s.path.contains("assign_")));
+    for step in &configs {
+        assert_eq!(step.value.len(), 200, "three masks, ap-check's form");
+    }
+    assert!(plan(&w, &observe(&root).unwrap()).is_empty());
+    // guest2 gives 05.00ff to a new guest4.
+    let moved = SEED_GUESTS.replacen("domains = \"0x47,0xff\"", "domains = \"0x47\"", 1)
+        + "\n[[mdev]]\nname = \"guest4\"\nadapters = \"5\"\ndomains = \"0xff\"\n";
+    let w2 = wanted(&moved);
+    let steps = plan(&w2, &observe(&root).unwrap());
+    let kinds: Vec<&str> = steps
+        .iter()
+        .map(|s| s.path.rsplit('/').next().unwrap())
+        .collect();
+    // guest2 shrinks first, then guest4 is made and gets its matrix.
+    assert_eq!(kinds, ["ap_config", "create", "ap_config"], "{steps:#?}");
+    apply(&mut root, &w2, false).unwrap();
+    assert!(plan(&w2, &observe(&root).unwrap()).is_empty());
+    // The seed host plans per attribute, as before.
+    let seed = observe(&EmulatedRoot {
+        host: Host::seed_example(),
+    })
+    .unwrap();
+    assert!(plan(&w, &seed)
+        .iter()
+        .all(|s| !s.path.ends_with("/ap_config")));
+}
+
+/// A root that does not say which kernel it is (as a real /sys or a
+/// mounted tree): observe tells the generation from the attributes present.
+#[test]
+fn the_generation_is_told_from_the_attributes() {
+    struct Anonymous(EmulatedRoot);
+    impl SysfsRoot for Anonymous {
+        fn read(&self, path: &str) -> std::io::Result<String> {
+            self.0.read(path)
+        }
+        fn write(&mut self, path: &str, data: &str) -> Result<(), WriteFailure> {
+            self.0.write(path, data)
+        }
+        fn list(&self, path: &str) -> std::io::Result<Vec<String>> {
+            self.0.list(path)
+        }
+        fn describe(&self) -> String {
+            self.0.describe()
+        }
+    }
+    use apmatrix_model::profile::{DYN, NEW, OLD};
+    for (profile, seen_as) in [
+        (&OLD, "old"),
+        (&SEED, "seed"),
+        (&DYN, "seed"),
+        (&NEW, "new"),
+    ] {
+        let root = Anonymous(EmulatedRoot {
+            host: Host::new(apmatrix_model::Topology::seed_example(), profile),
+        });
+        assert_eq!(root.kernel_profile(), None);
+        assert_eq!(
+            observe(&root).unwrap().profile.name,
+            seen_as,
+            "{}",
+            profile.name
+        );
+    }
+}
