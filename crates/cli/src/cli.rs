@@ -161,6 +161,36 @@ pub(crate) enum HostCommand {
     Show,
     /// Print the host's hardware as a host description (TOML)
     Topology,
+    /// A hardware or HMC event on a card of the running host: config (SCLP configure), checkstop, or zcrypt's online
+    Card {
+        /// The card's adapter number: 5 or 0x05
+        #[arg(value_parser = adapter_number)]
+        adapter: u8,
+        #[arg(value_enum)]
+        event: CardEvent,
+        #[arg(value_enum)]
+        state: OnOff,
+    },
+    /// Run a bus scan now, as a write to /sys/bus/ap/scans does
+    Scan,
+}
+
+/// What happens to a card.
+#[derive(Copy, Clone, Debug, clap::ValueEnum)]
+pub(crate) enum CardEvent {
+    /// Configured to the LPAR (on) or deconfigured from it on the HMC (off)
+    Config,
+    /// The card check-stops (on) or recovers (off)
+    Checkstop,
+    /// zcrypt's online flag, as `chzcrypt -e/-d` sets it
+    Online,
+}
+
+/// On or off.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub(crate) enum OnOff {
+    On,
+    Off,
 }
 
 #[derive(Subcommand, Debug)]
@@ -261,6 +291,14 @@ pub(crate) enum GuestCommand {
     List,
     /// What lszcrypt inside the guest prints
     Lszcrypt { name: String },
+}
+
+/// An adapter number as the kernel's stores read one (kstrtoul, base 0).
+fn adapter_number(text: &str) -> Result<u8, String> {
+    apmatrix_model::parse::parse_kstrtoul(text.as_bytes())
+        .ok()
+        .and_then(|n| u8::try_from(n).ok())
+        .ok_or_else(|| format!("{text:?} is not an adapter number (0 to 255, decimal or 0x hex)"))
 }
 
 /// `--kernel`: a profile by name or by the kernel version that behaves so.

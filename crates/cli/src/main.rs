@@ -14,7 +14,9 @@ mod style;
 
 use std::process::ExitCode;
 
-use apmatrix_model::{ApError, CpuModel, Effects, Host, Mask256, MaskKind, MatrixAxis, Topology};
+use apmatrix_model::{
+    AdapterId, ApError, CpuModel, Effects, Host, Mask256, MaskKind, MatrixAxis, Op, Topology,
+};
 use clap::{ArgMatches, CommandFactory, FromArgMatches};
 use uuid::Uuid;
 
@@ -187,6 +189,36 @@ fn run(cli: &Cli, matches: &ArgMatches, style: &Style) -> Result<String> {
                 return json(&matrix_view::build(&host));
             }
             Ok(matrix_view::render(&host, style))
+        }
+        Command::Host(HostCommand::Card {
+            adapter,
+            event,
+            state,
+        }) => {
+            let on = *state == OnOff::On;
+            let adapter = AdapterId(*adapter);
+            let op = match event {
+                CardEvent::Config => Op::SetCardConfig {
+                    adapter,
+                    config: on.into(),
+                },
+                CardEvent::Online => Op::SetCardOnline {
+                    adapter,
+                    online: on.into(),
+                },
+                CardEvent::Checkstop => Op::SetCardCheckstop {
+                    adapter,
+                    chkstop: on,
+                },
+            };
+            let effects = store().update(|h| h.apply(&op))??;
+            let mut out = format!("card{adapter}: {event:?} {state:?}\n").to_lowercase();
+            out.push_str(&describe_effects(&effects));
+            Ok(out)
+        }
+        Command::Host(HostCommand::Scan) => {
+            let scans = store().update(|h| h.apply(&Op::Rescan).map(|_| h.scans()))??;
+            Ok(format!("bus scan {scans} done\n"))
         }
         Command::Mask(MaskCommand::Show) => {
             let host = store().load()?;

@@ -221,3 +221,118 @@ fn the_documents_commands_on_every_generation() {
         );
     }
 }
+
+const EVENTS: &str = r###"
+exec 2>&1
+set -u
+step() { echo "## $*"; }
+m1=/sys/devices/vfio_ap/matrix/$UUID1
+echo -5,-6 > /sys/bus/ap/apmask
+echo $UUID1 > /sys/devices/vfio_ap/matrix/mdev_supported_types/vfio_ap-passthrough/create
+echo 5 > $m1/assign_adapter
+echo 6 > $m1/assign_adapter
+echo 4 > $m1/assign_domain
+apmatrix guest start Guest1 --mdev $UUID1 > /dev/null
+
+step deconfigured
+apmatrix host card 6 config off
+cat /sys/devices/ap/card06/config
+apmatrix guest lszcrypt Guest1 | awk '/^0/ { print $1 }'
+cat $m1/matrix
+cat $m1/guest_matrix
+
+step configured
+apmatrix host card 6 config on
+cat /sys/bus/ap/scans
+echo 1 > /sys/bus/ap/scans
+cat /sys/bus/ap/scans
+apmatrix guest lszcrypt Guest1 | awk '/^0/ { print $1 }'
+
+step checkstop
+apmatrix host card 5 checkstop on
+cat /sys/devices/ap/card05/chkstop /sys/devices/ap/card05/online
+apmatrix guest lszcrypt Guest1 | grep -c '^05'
+apmatrix host card 5 checkstop off
+cat /sys/devices/ap/card05/online
+apmatrix host card 0x20 config off || true
+"###;
+
+/// Host events from the CLI while the tree is mounted (issue on
+/// generations, "host events"): a card deconfigured under a running guest
+/// leaves the guest while the mdev's matrix keeps it (kernel.md §6 "Queue
+/// removed from host"), and comes back when configured again; a
+/// check-stopped card reads offline but stays with its guest.
+#[test]
+fn card_events_under_a_running_guest() {
+    if !fuse_usable() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let host = dir.path().join("host.json");
+    let bin = env!("CARGO_BIN_EXE_apmatrix");
+    let h = host.to_str().unwrap();
+    let init = Command::new(bin)
+        .args(["--host", h, "host", "init", "--kernel", "new"])
+        .output()
+        .unwrap();
+    assert!(init.status.success());
+    let bin_dir = Path::new(bin).parent().unwrap();
+    let path = format!(
+        "{}:{}",
+        bin_dir.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let out = Command::new(bin)
+        .args(["--host", h, "exec", "--", "bash", "-c", EVENTS])
+        .env("PATH", path)
+        .env("APMATRIX_HOST", &host)
+        .env("UUID1", UUID1)
+        .env("LC_ALL", "C")
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(out.status.success(), "{text}");
+    let sections: Vec<(String, Vec<String>)> = text
+        .split("## ")
+        .skip(1)
+        .map(|s| {
+            let mut lines = s.lines();
+            let name = lines.next().unwrap().to_string();
+            (name, lines.map(str::to_string).collect())
+        })
+        .collect();
+    assert_eq!(
+        section(&sections, "deconfigured"),
+        [
+            "card06: config off",
+            "  guest Guest1: hot unplug 06.0004",
+            "0",
+            "note: adapter 06 is assigned but its card is deconfigured, so the guest does not get it",
+            "05",
+            "05.0004",
+            "05.0004",
+            "06.0004",
+            "05.0004",
+        ]
+    );
+    assert_eq!(
+        section(&sections, "configured"),
+        [
+            "card06: config on",
+            "  guest Guest1: hot plug 06.0004",
+            "1",
+            "2",
+            "05",
+            "05.0004",
+            "06",
+            "06.0004",
+        ]
+    );
+    let checkstop = section(&sections, "checkstop");
+    assert_eq!(checkstop[..4], ["card05: checkstop on", "1", "0", "2"]);
+    assert_eq!(checkstop[4..6], ["card05: checkstop off", "1"]);
+    assert!(
+        checkstop[6].contains("ENODEV") && checkstop[6].contains("20"),
+        "{checkstop:?}"
+    );
+}

@@ -137,6 +137,15 @@ pub enum Op {
         /// 1 online, 0 offline; anything else is refused.
         online: i32,
     },
+    /// The card enters or leaves the check-stopped state (a hardware
+    /// event, `apmatrix host card ID checkstop on|off`; kernel.md §4, §9:
+    /// the bus updates the flag in place at its next scan).
+    SetCardCheckstop {
+        /// The card.
+        adapter: AdapterId,
+        /// Check-stopped or not.
+        chkstop: bool,
+    },
     /// A card's `config` (SCLP configure / deconfigure).
     SetCardConfig {
         /// The card.
@@ -399,6 +408,9 @@ impl Host {
                 self.set_queue_online(*apqn, *online).map(|()| none)
             }
             Op::SetCardConfig { adapter, config } => self.set_card_config(*adapter, *config),
+            Op::SetCardCheckstop { adapter, chkstop } => {
+                self.set_card_checkstop(*adapter, *chkstop).map(|()| none)
+            }
         }
     }
 
@@ -507,6 +519,19 @@ impl Host {
 
     /// A card's `config`: 0 or 1. Deconfiguring takes the card out of the
     /// host's configuration (QCI), so guests lose it until it comes back.
+    /// A check-stopped card stays configured and bound; zcrypt's `online`
+    /// reads 0 while it lasts, and a guest keeps its queues (NEW's filter
+    /// accepts a check-stopped reset response, kernel.md §6).
+    fn set_card_checkstop(&mut self, adapter: AdapterId, chkstop: bool) -> Result<(), ApError> {
+        self.card_or_enodev(adapter)?;
+        self.topology
+            .cards
+            .get_mut(&adapter)
+            .expect("checked")
+            .chkstop = chkstop;
+        Ok(())
+    }
+
     fn set_card_config(&mut self, adapter: AdapterId, config: i32) -> Result<Effects, ApError> {
         self.card_or_enodev(adapter)?;
         if !(0..=1).contains(&config) {
