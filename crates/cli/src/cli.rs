@@ -164,15 +164,30 @@ pub(crate) enum HostCommand {
     /// A hardware or HMC event on a card of the running host: config (SCLP configure), checkstop, or zcrypt's online
     Card {
         /// The card's adapter number: 5 or 0x05
-        #[arg(value_parser = adapter_number)]
+        #[arg(value_parser = id_number)]
         adapter: u8,
         #[arg(value_enum)]
         event: CardEvent,
         #[arg(value_enum)]
         state: OnOff,
     },
+    /// The LPAR gains or loses a usage domain on the HMC; the bus shows it at its next scan
+    Domain {
+        /// The usage domain: 7 or 0x07
+        #[arg(value_parser = id_number)]
+        domain: u8,
+        #[arg(value_enum)]
+        change: AddRemove,
+    },
     /// Run a bus scan now, as a write to /sys/bus/ap/scans does
     Scan,
+}
+
+/// Added or removed.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub(crate) enum AddRemove {
+    Add,
+    Remove,
 }
 
 /// What happens to a card.
@@ -293,12 +308,13 @@ pub(crate) enum GuestCommand {
     Lszcrypt { name: String },
 }
 
-/// An adapter number as the kernel's stores read one (kstrtoul, base 0).
-fn adapter_number(text: &str) -> Result<u8, String> {
+/// An adapter or domain number as the kernel's stores read one
+/// (kstrtoul, base 0).
+fn id_number(text: &str) -> Result<u8, String> {
     apmatrix_model::parse::parse_kstrtoul(text.as_bytes())
         .ok()
         .and_then(|n| u8::try_from(n).ok())
-        .ok_or_else(|| format!("{text:?} is not an adapter number (0 to 255, decimal or 0x hex)"))
+        .ok_or_else(|| format!("{text:?} is not an id (0 to 255, decimal or 0x hex)"))
 }
 
 /// `--kernel`: a profile by name or by the kernel version that behaves so.

@@ -216,9 +216,28 @@ fn run(cli: &Cli, matches: &ArgMatches, style: &Style) -> Result<String> {
             out.push_str(&describe_effects(&effects));
             Ok(out)
         }
+        Command::Host(HostCommand::Domain { domain, change }) => {
+            let present = *change == AddRemove::Add;
+            let op = Op::SetLparDomain {
+                domain: *domain,
+                present,
+            };
+            store().update(|h| h.apply(&op))??;
+            let verb = if present { "gains" } else { "loses" };
+            Ok(format!(
+                "the LPAR {verb} usage domain {domain:#04x}; the bus shows it at its next scan \
+                 (apmatrix host scan, or echo 1 > /sys/bus/ap/scans)\n"
+            ))
+        }
         Command::Host(HostCommand::Scan) => {
-            let scans = store().update(|h| h.apply(&Op::Rescan).map(|_| h.scans()))??;
-            Ok(format!("bus scan {scans} done\n"))
+            let (scans, effects) = store().update(|h| {
+                let effects = h.apply(&Op::Rescan)?;
+                Ok::<_, ApError>((h.scans(), effects))
+            })??;
+            Ok(format!(
+                "bus scan {scans} done\n{}",
+                describe_effects(&effects)
+            ))
         }
         Command::Mask(MaskCommand::Show) => {
             let host = store().load()?;

@@ -336,3 +336,65 @@ fn card_events_under_a_running_guest() {
         "{checkstop:?}"
     );
 }
+
+/// A usage domain added to the LPAR from the CLI shows in the mounted tree
+/// only after a bus scan: a write to /sys/bus/ap/scans (kernel.md §9).
+#[test]
+fn a_domain_added_to_the_lpar_appears_after_a_scan() {
+    if !fuse_usable() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let host = dir.path().join("host.json");
+    let bin = env!("CARGO_BIN_EXE_apmatrix");
+    let h = host.to_str().unwrap();
+    assert!(Command::new(bin)
+        .args(["--host", h, "host", "init"])
+        .status()
+        .unwrap()
+        .success());
+    let bin_dir = Path::new(bin).parent().unwrap();
+    let path = format!(
+        "{}:{}",
+        bin_dir.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let script = r#"
+        set -e
+        count() { ls /sys/bus/ap/devices | grep -c '\.0007$' || true; }
+        apmatrix host domain 7 add > /dev/null
+        count
+        cat /sys/bus/ap/bindings
+        echo 1 > /sys/bus/ap/scans
+        count
+        cat /sys/bus/ap/bindings
+        readlink /sys/devices/ap/card05/05.0007/driver
+        apmatrix host domain 7 remove > /dev/null
+        apmatrix host scan | head -1
+        count
+    "#;
+    let out = Command::new(bin)
+        .args(["--host", h, "exec", "--", "bash", "-c", script])
+        .env("PATH", path)
+        .env("APMATRIX_HOST", &host)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        text.lines().collect::<Vec<_>>(),
+        [
+            "0",
+            "18/18 (complete)",
+            "3",
+            "21/21 (complete)",
+            "../../../../bus/ap/drivers/cex4queue",
+            "bus scan 3 done",
+            "0"
+        ]
+    );
+}

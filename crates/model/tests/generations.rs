@@ -408,3 +408,69 @@ fn ap_config_checks_the_range_last() {
     write(&mut host, format!("{},{d},{d}\n", a(&[1]))).unwrap();
     assert_eq!(host.mdev(&m).unwrap().matrix_text(), "01.0001\n");
 }
+
+/// §9 bus scan and §6 "Queue removed from host": a usage domain the LPAR
+/// gains on the HMC shows at the next scan, its queues bound by the masks;
+/// one it loses takes its queues away at the next scan, and the domain from
+/// a running guest (the host configuration change strips it from the guest
+/// matrix before the queues go, so the adapters stay), while the mdev's
+/// matrix keeps it and the guest gets it back when the domain returns. On
+/// every profile that filters (OLD gives the guest the raw matrix).
+#[test]
+fn lpar_domain_changes_show_at_the_next_scan() {
+    for profile in [&SEED, &DYN, &NEW] {
+        let mut host = walkthrough(profile);
+        start(&mut host, "Guest1", GUEST1);
+        // Domain 7 appears.
+        host.set_lpar_domain(7, true).unwrap();
+        assert!(!host.queue_exists(Apqn::new(4, 7)), "not before the scan");
+        let effects = host.scan();
+        assert!(host.queue_exists(Apqn::new(4, 7)));
+        assert_eq!(
+            host.queue_driver(Apqn::new(4, 7)),
+            Some(Some(Driver::Cex4Queue))
+        );
+        assert_eq!(
+            host.queue_driver(Apqn::new(5, 7)),
+            Some(Some(Driver::VfioAp))
+        );
+        assert_eq!(
+            effects.rebound_queues(),
+            3,
+            "{}: three new queues",
+            profile.name
+        );
+        // Domain 0xab goes: 05.00ab and 06.00ab vanish; Guest1 (05, 06 x
+        // 04, ab) loses the domain, its adapters stay.
+        host.set_lpar_domain(0xab, false).unwrap();
+        let before = host.guest("Guest1").unwrap().crycb;
+        assert!(before.contains(Apqn::new(5, 0xab)));
+        let effects = host.scan();
+        assert!(!host.queue_exists(Apqn::new(5, 0xab)));
+        let crycb = host.guest("Guest1").unwrap().crycb;
+        assert!(!crycb.aqm.contains(0xab), "{}", profile.name);
+        assert!(crycb.contains(Apqn::new(5, 4)));
+        assert_eq!(effects.guest_updates.len(), 1);
+        assert!(host
+            .mdev(&uuid(GUEST1))
+            .unwrap()
+            .contains(Apqn::new(5, 0xab)));
+        // It comes back: plugged in again.
+        host.set_lpar_domain(0xab, true).unwrap();
+        let saved = Host::from_state(host.to_state()).unwrap();
+        assert_eq!(saved, host, "a pending change is saved");
+        host.scan();
+        assert_eq!(
+            host.guest("Guest1").unwrap().crycb,
+            before,
+            "{}",
+            profile.name
+        );
+        // Above the maximum: ENODEV, nothing pending.
+        let small =
+            "name = \"small\"\napxa = false\nusage_domains = \"1\"\ncontrol_domains = \"1\"\n";
+        let mut h = Host::new(Topology::from_toml(small).unwrap(), profile);
+        assert_eq!(errno(h.set_lpar_domain(16, true)), Errno::ENODEV);
+        assert_eq!(h.lpar_usage_domains(), h.topology().usage_domains);
+    }
+}

@@ -232,6 +232,9 @@ pub struct Host {
     guests: BTreeMap<String, Guest>,
     /// Queues bound to cex4queue whose zcrypt `online` is 0 (usually none).
     offline_queues: BTreeSet<Apqn>,
+    /// The LPAR's usage domains as the hardware (QCI) has them since an
+    /// HMC change, when the bus has not scanned since (kernel.md §9).
+    lpar_usage_domains: Option<Mask256>,
     // Derived from the above; rebuilt on load.
     configured: Mask256,
     bindings: Bindings,
@@ -277,6 +280,7 @@ impl Host {
             mdevs: BTreeMap::new(),
             guests: BTreeMap::new(),
             offline_queues: BTreeSet::new(),
+            lpar_usage_domains: None,
             bindings: Bindings::new(),
             occupancy: Occupancy::new(),
             attached: HashMap::new(),

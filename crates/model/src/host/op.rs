@@ -137,6 +137,14 @@ pub enum Op {
         /// 1 online, 0 offline; anything else is refused.
         online: i32,
     },
+    /// The LPAR gains or loses a usage domain on the HMC (`apmatrix host
+    /// domain N add|remove`); the bus shows it after its next scan.
+    SetLparDomain {
+        /// The usage domain.
+        domain: u8,
+        /// Added (true) or removed.
+        present: bool,
+    },
     /// The card enters or leaves the check-stopped state (a hardware
     /// event, `apmatrix host card ID checkstop on|off`; kernel.md §4, §9:
     /// the bus updates the flag in place at its next scan).
@@ -397,9 +405,9 @@ impl Host {
                 self.bus.poll_timeout = *nanoseconds;
                 Ok(none)
             }
-            Op::Rescan => {
-                self.rescan();
-                Ok(none)
+            Op::Rescan => Ok(self.scan()),
+            Op::SetLparDomain { domain, present } => {
+                self.set_lpar_domain(*domain, *present).map(|()| none)
             }
             Op::SetCardOnline { adapter, online } => {
                 self.set_card_online(*adapter, *online).map(|()| none)

@@ -54,6 +54,10 @@ pub struct HostState {
     /// Queues under cex4queue set offline (zcrypt `online` = 0).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub offline_queues: Vec<Apqn>,
+    /// The LPAR's usage domains since an HMC change the bus has not scanned
+    /// yet; absent when the bus is up to date.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lpar_usage_domains: Option<Mask256>,
     /// A token a store may write to tell one saved state from the next
     /// (the journal of operations names the state it continues). Not part
     /// of the host; [`Host::to_state`] leaves it out.
@@ -88,6 +92,7 @@ impl Host {
                 })
                 .collect(),
             offline_queues: self.offline_queues.iter().copied().collect(),
+            lpar_usage_domains: self.lpar_usage_domains,
             saved_as: None,
         }
     }
@@ -173,6 +178,17 @@ impl Host {
             }
             host.start_guest(&g.name, g.mdev, g.cpu)
                 .map_err(|e| StateError(format!("guest {}: {e}", g.name)))?;
+        }
+        if let Some(usage) = state.lpar_usage_domains {
+            if let Some(d) = usage
+                .last()
+                .filter(|d| *d > host.max_id(MatrixAxis::Domain))
+            {
+                return err(format!(
+                    "LPAR usage domain {d} is above the host's maximum domain number"
+                ));
+            }
+            host.lpar_usage_domains = (usage != host.topology.usage_domains).then_some(usage);
         }
         for apqn in state.offline_queues {
             if host.queue_driver(apqn) != Some(Some(Driver::Cex4Queue)) {
