@@ -126,7 +126,7 @@ fn queue_row(host: &Host, card: &Card, apqn: Apqn) -> Row {
 pub fn rows(host: &Host, verbose: bool) -> Vec<Row> {
     let topology = host.topology();
     let mut out = Vec::new();
-    for card in topology.cards.values() {
+    for card in host.card_devices() {
         out.push(card_row(card));
         for d in topology.usage_domains.iter() {
             let apqn = Apqn::new(card.id.0, d);

@@ -202,8 +202,7 @@ fn the_guest_gets_the_raw_matrix_on_old_and_a_filtered_one_after() {
 }
 
 /// §3: vfio_ap's device list ends at CEX7 (hwtype 13) on OLD and at CEX8
-/// (14) after; NEW's bus makes no devices below CEX4 (not yet emulated:
-/// only the vfio_ap side is asserted here).
+/// (14) after.
 #[test]
 fn vfio_ap_drives_cex8_only_after_old() {
     let text = "name = \"cex8\"\nusage_domains = \"1\"\ncontrol_domains = \"1\"\n\n[[card]]\nid = 1\ntype = \"CEX8C\"\n";
@@ -472,5 +471,30 @@ fn lpar_domain_changes_show_at_the_next_scan() {
         let mut h = Host::new(Topology::from_toml(small).unwrap(), profile);
         assert_eq!(errno(h.set_lpar_domain(16, true)), Errno::ENODEV);
         assert_eq!(h.lpar_usage_domains(), h.topology().usage_domains);
+    }
+}
+
+/// §3: NEW's bus makes no devices for cards older than CEX4; before it
+/// such a card has its devices, bound to zcrypt or to nothing.
+#[test]
+fn new_makes_no_devices_below_cex4() {
+    let text = "name = \"mixed\"\nusage_domains = \"1-2\"\ncontrol_domains = \"1-2\"\n\n[[card]]\nid = 1\ntype = \"CEX3C\"\n\n[[card]]\nid = 2\ntype = \"CEX7C\"\n";
+    for profile in PROFILES {
+        let host = Host::new(Topology::from_toml(text).unwrap(), profile);
+        let devices: Vec<u8> = host.card_devices().map(|c| c.id.0).collect();
+        let new = profile.name == "new";
+        assert_eq!(
+            devices,
+            if new { vec![2] } else { vec![1, 2] },
+            "{}",
+            profile.name
+        );
+        assert_eq!(host.queue_exists(Apqn::new(1, 1)), !new, "{}", profile.name);
+        assert_eq!(
+            host.bindings_count(),
+            if new { (2, 2) } else { (4, 4) },
+            "{}",
+            profile.name
+        );
     }
 }

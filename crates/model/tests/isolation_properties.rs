@@ -632,10 +632,17 @@ impl Oracle {
             .map(|(n, _)| n.as_str())
     }
 
+    /// kernel.md §3: the card as the bus has it; NEW's bus makes no device
+    /// for a card older than CEX4.
+    fn device(&self, a: u8) -> Option<&'static CardSpec> {
+        let card = self.host.card(a)?;
+        (self.era != Era::New || card.hwtype >= 10).then_some(card)
+    }
+
     /// kernel.md §3: default-owned queues bind cex4queue, the others vfio_ap
     /// if the card is CEX4 or newer; older cards' queues stay unbound.
     fn binding(&self, a: u8, d: u8) -> Binding {
-        let card = self.host.card(a)?;
+        let card = self.device(a)?;
         if !self.host.usage.contains(&d) {
             return None;
         }
@@ -696,7 +703,7 @@ impl Oracle {
         self.guest_crycb(name)
             .apqns()
             .into_iter()
-            .filter(|&(a, d)| self.host.queue_exists(a, d))
+            .filter(|&(a, d)| self.device(a).is_some() && self.host.usage.contains(&d))
             .filter(|&(a, d)| cpu.apqci || (a <= 63 && d <= 15))
             .collect()
     }

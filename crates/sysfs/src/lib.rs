@@ -164,7 +164,7 @@ fn parse_decimal(name: &str) -> Option<u32> {
 }
 
 fn card_exists(host: &Host, a: AdapterId) -> bool {
-    host.topology().cards.contains_key(&a)
+    host.has_card_device(a)
 }
 
 fn mdev_in_group(host: &Host, group: u32) -> Option<Uuid> {
@@ -316,7 +316,7 @@ pub fn child(host: &Host, dir: Dir, name: &str) -> Option<Node> {
 pub fn children(host: &Host, dir: Dir) -> Vec<(String, Kind)> {
     let mut out: Vec<(String, Kind)> = Vec::new();
     let mut add = |name: String, kind: Kind| out.push((name, kind));
-    let cards = || host.topology().cards.keys().copied();
+    let cards = || host.card_devices().map(|c| c.id);
     let queues = |a: AdapterId| {
         host.topology()
             .usage_domains

@@ -6,6 +6,7 @@ use crate::error::{ApError, ApqnList, MaskKind};
 use crate::ids::{AdapterId, Apqn};
 use crate::mask::Mask256;
 use crate::profile::{MaskReclaim, QueueInUse};
+use crate::topology::Card;
 
 /// Per adapter: the domains whose queue is bound to each driver.
 #[derive(Clone, PartialEq, Eq)]
@@ -83,8 +84,7 @@ impl Host {
 
     /// Whether the queue device exists.
     pub fn queue_exists(&self, apqn: Apqn) -> bool {
-        self.topology.cards.contains_key(&apqn.adapter)
-            && self.topology.usage_domains.contains(apqn.domain.0)
+        self.has_card_device(apqn.adapter) && self.topology.usage_domains.contains(apqn.domain.0)
     }
 
     /// The driver a queue is bound to; `None` if there is no such queue.
@@ -129,15 +129,32 @@ impl Host {
     /// `/sys/bus/ap/bindings`: (bound queue devices, all queue devices).
     pub fn bindings_count(&self) -> (u32, u32) {
         let bound = self
-            .topology
-            .cards
-            .keys()
-            .map(|a| {
-                let a = a.0 as usize;
+            .card_devices()
+            .map(|c| {
+                let a = c.id.0 as usize;
                 self.bindings.zcrypt[a].count() + self.bindings.vfio[a].count()
             })
             .sum();
-        (bound, self.topology.queue_count() as u32)
+        let per_card = self.topology.usage_domains.count();
+        (bound, self.card_devices().count() as u32 * per_card)
+    }
+
+    /// The cards the bus made devices for: all of them, except on NEW,
+    /// whose bus makes none for types older than CEX4 (kernel.md §3).
+    pub fn card_devices(&self) -> impl Iterator<Item = &Card> {
+        let min = self.profile.bus_min_hwtype;
+        self.topology
+            .cards
+            .values()
+            .filter(move |c| c.hwtype >= min)
+    }
+
+    /// Whether the bus has a device for this card.
+    pub fn has_card_device(&self, adapter: AdapterId) -> bool {
+        self.topology
+            .cards
+            .get(&adapter)
+            .is_some_and(|c| c.hwtype >= self.profile.bus_min_hwtype)
     }
 
     /// The `status` attribute of a queue bound to vfio_ap: `in use` when its
@@ -204,7 +221,8 @@ impl Host {
     pub(super) fn reprobe(&mut self) -> Vec<Rebind> {
         let usage = self.topology.usage_domains;
         let mut changes = Vec::new();
-        for card in self.topology.cards.values() {
+        let min = self.profile.bus_min_hwtype;
+        for card in self.topology.cards.values().filter(|c| c.hwtype >= min) {
             let a = card.id.0 as usize;
             let zcrypt = if self.apmask.contains(card.id.0) {
                 self.aqmask.and(&usage)
