@@ -258,10 +258,13 @@ pub(crate) enum MdevCommand {
     },
     /// List the mdevs
     List,
-    /// Remove an mdev (refused while a guest uses it)
+    /// Remove an mdev (refused while a guest uses it; on kernels since 5.15, waits for the guest to let go)
     Remove {
         /// UUID or a unique prefix of it
         mdev: String,
+        /// How long to wait for a guest using the mdev to let go, in seconds
+        #[arg(long, value_name = "SECONDS", default_value_t = 30)]
+        timeout: u64,
     },
 }
 

@@ -132,14 +132,7 @@ pub(crate) fn mdev_command(
             }
             Ok(out)
         }
-        MdevCommand::Remove { mdev } => {
-            let removed = store.update(|h| {
-                let uuid = resolve_mdev(h, mdev)?;
-                h.remove_mdev(&uuid)?;
-                Ok::<_, CliError>(uuid)
-            })??;
-            Ok(format!("removed mdev {removed}\n"))
-        }
+        MdevCommand::Remove { mdev, timeout } => remove(store, mdev, *timeout),
     }
 }
 
@@ -170,4 +163,39 @@ pub(crate) fn ordered_ids(sub: &ArgMatches, ids: &MatrixIds) -> Result<Vec<(Matr
     }
     steps.sort_by_key(|s| s.0);
     Ok(steps.into_iter().map(|(_, axis, id)| (axis, id)).collect())
+}
+
+/// `mdev remove`: on kernels whose `remove` waits while a guest uses the
+/// mdev (kernel.md §5, ≈5.15 on), waits too, saying for whom, up to
+/// `timeout` seconds; nothing is removed if the guest keeps it.
+fn remove(store: &Store, mdev: &str, timeout: u64) -> Result<String> {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(timeout);
+    let mut told = false;
+    loop {
+        let attempt = store.update(|h| {
+            let uuid = resolve_mdev(h, mdev)?;
+            h.remove_mdev(&uuid)?;
+            Ok::<_, CliError>(uuid)
+        })?;
+        match attempt {
+            Ok(removed) => return Ok(format!("removed mdev {removed}\n")),
+            Err(CliError::Refused(ApError::RemoveWaitsForRelease { mdev, guest })) => {
+                if std::time::Instant::now() >= deadline {
+                    return Err(CliError::Failed(format!(
+                        "EBUSY: mdev {mdev} is still in use by guest {guest} after {timeout} s; \
+                         nothing was removed (stop the guest: apmatrix guest stop {guest})"
+                    )));
+                }
+                if !told {
+                    crate::style::say(format_args!(
+                        "apmatrix: waiting up to {timeout} s for guest {guest} to release mdev {mdev} \
+                         (as this kernel's remove does)"
+                    ));
+                    told = true;
+                }
+                std::thread::sleep(std::time::Duration::from_millis(100));
+            }
+            Err(e) => return Err(e),
+        }
+    }
 }

@@ -398,3 +398,90 @@ fn a_domain_added_to_the_lpar_appears_after_a_scan() {
         ]
     );
 }
+
+const REMOVE: &str = r###"
+set -u
+m1=/sys/devices/vfio_ap/matrix/$UUID1
+echo -5 > /sys/bus/ap/apmask
+echo $UUID1 > /sys/devices/vfio_ap/matrix/mdev_supported_types/vfio_ap-passthrough/create
+echo 5 > $m1/assign_adapter
+apmatrix guest start Guest1 --mdev $UUID1 > /dev/null
+# A writer killed while it waits removes nothing.
+timeout 1 sh -c "echo 1 > $m1/remove"
+echo "killed: $?"
+test -e $m1 && echo "still there"
+# The CLI waits as the kernel does, up to its timeout.
+apmatrix mdev remove $UUID1 --timeout 1 2>&1 | sed 's/ [0-9a-f-]\{36\}/ UUID/g'
+# A waiting writer finishes once the guest lets go.
+(echo 1 > $m1/remove 2>/dev/null; echo "remove: $?") &
+apmatrix guest stop Guest1 > /dev/null
+wait
+test -e $m1 || echo "gone"
+"###;
+
+/// kernel.md §5: since ≈5.15 a write to `remove` while the guest runs
+/// waits until the guest releases the device (dyn, new); the write blocks
+/// in the mounted tree until `apmatrix guest stop` from another process,
+/// a writer killed meanwhile removes nothing, and the CLI's own
+/// `mdev remove` waits up to its timeout. On old and seed it is EBUSY.
+#[test]
+fn remove_waits_for_the_guest_on_new() {
+    if !fuse_usable() {
+        return;
+    }
+    for kernel in ["new", "seed"] {
+        let dir = tempfile::tempdir().unwrap();
+        let host = dir.path().join("host.json");
+        let bin = env!("CARGO_BIN_EXE_apmatrix");
+        let h = host.to_str().unwrap();
+        assert!(Command::new(bin)
+            .args(["--host", h, "host", "init", "--kernel", kernel])
+            .status()
+            .unwrap()
+            .success());
+        let bin_dir = Path::new(bin).parent().unwrap();
+        let path = format!(
+            "{}:{}",
+            bin_dir.display(),
+            std::env::var("PATH").unwrap_or_default()
+        );
+        let out = Command::new(bin)
+            .args(["--host", h, "exec", "--", "bash", "-c", REMOVE])
+            .env("PATH", path)
+            .env("APMATRIX_HOST", &host)
+            .env("UUID1", UUID1)
+            .env("LC_ALL", "C")
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        let errors = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert!(out.status.success(), "{kernel}: {text}{errors}");
+        let lines: Vec<&str> = text.lines().collect();
+        if kernel == "new" {
+            assert_eq!(
+                lines,
+                [
+                    "killed: 124",
+                    "still there",
+                    "apmatrix: waiting up to 1 s for guest Guest1 to release mdev UUID (as this kernel's remove does)",
+                    "apmatrix: EBUSY: mdev UUID is still in use by guest Guest1 after 1 s; nothing was removed (stop the guest: apmatrix guest stop Guest1)",
+                    "remove: 0",
+                    "gone",
+                ],
+                "{errors}"
+            );
+        } else {
+            // Refused at once, and the mdev stays.
+            assert_eq!(
+                lines,
+                [
+                    "killed: 1",
+                    "still there",
+                    "apmatrix: EBUSY: mdev UUID is in use by guest Guest1; stop the guest before removing it",
+                    "remove: 1",
+                ],
+                "{kernel}"
+            );
+        }
+    }
+}

@@ -44,6 +44,63 @@ pub trait Backend: Send + 'static {
     /// links): applied and made durable before the call returns, or refused
     /// with no change.
     fn write(&mut self, path: &str, data: &[u8]) -> io::Result<Result<Written, AccessError>>;
+    /// A handle another thread can write through, for the writes the kernel
+    /// makes wait ([`apmatrix_model::ApError::waits`]: `remove` while a
+    /// guest runs, since ≈5.15). `None`: such a write is refused at once.
+    fn writer(&self) -> Option<Box<dyn Writer>> {
+        None
+    }
+}
+
+/// Writes from a thread of their own (see [`Backend::writer`]).
+pub trait Writer: Send {
+    /// As [`Backend::write`].
+    fn write(&mut self, path: &str, data: &[u8]) -> io::Result<Result<Written, AccessError>>;
+}
+
+/// How often a waiting write is tried again.
+const WAIT_RETRY: std::time::Duration = std::time::Duration::from_millis(20);
+
+/// Whether the process that made a request is gone or has a signal
+/// waiting for it (its /proc status: SigPnd or ShdPnd, less SigBlk). The
+/// kernel's wait in `remove` ends on a signal, so a waiting write whose
+/// writer was signalled is answered EINTR and not done later.
+fn interrupted(pid: u32) -> bool {
+    let Ok(status) = std::fs::read_to_string(format!("/proc/{pid}/status")) else {
+        return true;
+    };
+    let field = |name: &str| {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(name))
+            .and_then(|v| u64::from_str_radix(v.trim(), 16).ok())
+            .unwrap_or(0)
+    };
+    (field("SigPnd:") | field("ShdPnd:")) & !field("SigBlk:") != 0
+}
+
+/// Keeps trying a write the kernel would make wait, on a thread of its own
+/// so that the tree stays served meanwhile, and answers the writer once it
+/// is done, refused for another reason, or the writer is signalled or gone.
+fn wait_and_write(
+    mut writer: Box<dyn Writer>,
+    path: String,
+    data: Vec<u8>,
+    pid: u32,
+    reply: ReplyWrite,
+) {
+    std::thread::spawn(move || loop {
+        std::thread::sleep(WAIT_RETRY);
+        if pid == 0 || interrupted(pid) {
+            return reply.error(libc::EINTR);
+        }
+        match writer.write(&path, &data) {
+            Ok(Err(AccessError::Refused(e))) if e.waits() => continue,
+            Ok(Ok(_)) => return reply.written(data.len() as u32),
+            Ok(Err(refusal)) => return reply.error(refusal.errno().code()),
+            Err(e) => return reply.error(errno_of(&e)),
+        }
+    });
 }
 
 /// A host held in memory only.
@@ -370,7 +427,7 @@ impl<B: Backend> Filesystem for SysfsFs<B> {
 
     fn write(
         &mut self,
-        _req: &Request<'_>,
+        req: &Request<'_>,
         ino: u64,
         _fh: u64,
         _offset: i64,
@@ -388,6 +445,12 @@ impl<B: Backend> Filesystem for SysfsFs<B> {
         };
         // The backend looks the attribute up again under its lock.
         match self.backend.write(path, data) {
+            Ok(Err(AccessError::Refused(e))) if e.waits() => match self.backend.writer() {
+                Some(writer) => {
+                    wait_and_write(writer, path.clone(), data.to_vec(), req.pid(), reply)
+                }
+                None => reply.error(e.errno().code()),
+            },
             Ok(Ok(_)) => reply.written(data.len() as u32),
             Ok(Err(refusal)) => reply.error(refusal.errno().code()),
             Err(e) => reply.error(errno_of(&e)),

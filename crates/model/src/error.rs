@@ -354,6 +354,17 @@ pub enum ApError {
         guest: String,
     },
 
+    /// `remove` while a guest uses the mdev, on a kernel whose write waits
+    /// for the guest to let go (kernel.md §5, ≈5.15 on): the caller waits
+    /// and tries again; one that cannot wait gets EBUSY.
+    #[error("EBUSY: mdev {mdev} is in use by guest {guest}; on this kernel remove waits until the guest releases it")]
+    RemoveWaitsForRelease {
+        /// The mdev to be removed.
+        mdev: Uuid,
+        /// The guest using it.
+        guest: String,
+    },
+
     /// No running guest has this name.
     #[error("ENOENT: there is no guest {0:?}")]
     NoSuchGuest(String),
@@ -419,10 +430,18 @@ impl ApError {
             | ApError::MdevInUse { errno, .. } => *errno,
             ApError::NoSuchMdev(_) | ApError::NoSuchGuest(_) => Errno::ENOENT,
             ApError::MdevExists(_) | ApError::GuestExists(_) => Errno::EEXIST,
-            ApError::MdevAttachedElsewhere { .. } => Errno::EBUSY,
+            ApError::MdevAttachedElsewhere { .. } | ApError::RemoveWaitsForRelease { .. } => {
+                Errno::EBUSY
+            }
             ApError::GuestHasMdev { .. } => Errno::EPERM,
             ApError::GuestHasNoMdev(_) | ApError::DeviceUnavailable { .. } => Errno::ENODEV,
         }
+    }
+
+    /// Whether a write refused so would, on the kernel, wait and be tried
+    /// again rather than fail.
+    pub fn waits(&self) -> bool {
+        matches!(self, ApError::RemoveWaitsForRelease { .. })
     }
 
     pub(crate) fn invalid(
@@ -515,6 +534,10 @@ mod tests {
                 mdev: m,
                 guest: g.clone(),
             },
+            ApError::RemoveWaitsForRelease {
+                mdev: m,
+                guest: g.clone(),
+            },
             ApError::NoSuchGuest(g.clone()),
             ApError::GuestExists(g.clone()),
             ApError::MdevAttachedElsewhere {
@@ -547,6 +570,7 @@ mod tests {
                 | ApError::MdevExists(_)
                 | ApError::NoInstancesLeft { .. }
                 | ApError::MdevInUse { .. }
+                | ApError::RemoveWaitsForRelease { .. }
                 | ApError::NoSuchGuest(_)
                 | ApError::GuestExists(_)
                 | ApError::MdevAttachedElsewhere { .. }

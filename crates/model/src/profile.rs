@@ -76,6 +76,15 @@ pub struct SysfsAttributes {
     pub matrix_features: bool,
 }
 
+/// What `remove` does while a guest uses the mdev (kernel.md §5).
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum RemoveWhileRunning {
+    /// Refused with this errno (OLD, the seed series).
+    Refuse(Errno),
+    /// The write waits until the guest lets go of the device (≈5.15 on).
+    WaitForRelease,
+}
+
 /// When a vfio_ap-bound queue's `status` says `in use` (kernel.md §4).
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
 pub enum QueueInUse {
@@ -105,10 +114,10 @@ pub struct KernelProfile {
     /// Assigning an id that is already assigned: success without checks
     /// (SEED/NEW) or success only after the checks pass again (OLD).
     pub reassign_revalidates: bool,
-    /// The errno of `remove` while a guest uses the mdev (kernel.md §5:
-    /// OLD returns EBUSY; the seed document says remove "fails while its
-    /// guest runs").
-    pub remove_while_running: Errno,
+    /// `remove` while a guest uses the mdev (kernel.md §5: OLD returns
+    /// EBUSY; the seed document says remove "fails while its guest runs";
+    /// later kernels wait).
+    pub remove_while_running: RemoveWhileRunning,
     /// The errno of `create` when `available_instances` is exhausted
     /// (driver-owned counter: EPERM; mdev core: EUSERS).
     pub instances_exhausted: Errno,
@@ -148,7 +157,7 @@ pub const SEED: KernelProfile = KernelProfile {
     availability: Availability::PerMasks,
     running_guest: RunningGuest::HotPlug,
     reassign_revalidates: false,
-    remove_while_running: Errno::EBUSY,
+    remove_while_running: RemoveWhileRunning::Refuse(Errno::EBUSY),
     // The series still kept vfio_ap's own instance counter (kernel.md §5).
     instances_exhausted: Errno::EPERM,
     max_instances: 65536,
@@ -183,7 +192,7 @@ pub const OLD: KernelProfile = KernelProfile {
     availability: Availability::BoundToVfioAp,
     running_guest: RunningGuest::Refuse(Errno::EBUSY),
     reassign_revalidates: true,
-    remove_while_running: Errno::EBUSY,
+    remove_while_running: RemoveWhileRunning::Refuse(Errno::EBUSY),
     instances_exhausted: Errno::EPERM,
     max_instances: 65536,
     guest_filter: GuestFilter::Unfiltered,
@@ -218,7 +227,7 @@ pub const DYN: KernelProfile = KernelProfile {
     availability: Availability::PerMasks,
     running_guest: RunningGuest::HotPlug,
     reassign_revalidates: false,
-    remove_while_running: Errno::EBUSY,
+    remove_while_running: RemoveWhileRunning::WaitForRelease,
     instances_exhausted: Errno::EUSERS,
     max_instances: 65536,
     guest_filter: GuestFilter::WholeAdapters,
@@ -249,7 +258,7 @@ pub const NEW: KernelProfile = KernelProfile {
     availability: Availability::PerMasks,
     running_guest: RunningGuest::HotPlug,
     reassign_revalidates: false,
-    remove_while_running: Errno::EBUSY,
+    remove_while_running: RemoveWhileRunning::WaitForRelease,
     instances_exhausted: Errno::EUSERS,
     max_instances: 65536,
     guest_filter: GuestFilter::WholeAdapters,

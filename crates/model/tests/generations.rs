@@ -498,3 +498,21 @@ fn new_makes_no_devices_below_cex4() {
         );
     }
 }
+
+/// §5, §8: `remove` while the guest runs is EBUSY on OLD (and in the seed
+/// document); since ≈5.15 (DYN, NEW) the write waits for the guest to let
+/// go, which the model reports as a refusal to try again ([`ApError::waits`]),
+/// EBUSY for a caller that cannot wait.
+#[test]
+fn remove_while_the_guest_runs_fails_on_old_and_waits_after() {
+    for profile in PROFILES {
+        let mut host = walkthrough(profile);
+        start(&mut host, "Guest1", GUEST1);
+        let e = host.write_remove(&uuid(GUEST1), b"1\n").unwrap_err();
+        assert_eq!(e.errno(), Errno::EBUSY, "{}", profile.name);
+        let waits = matches!(profile.name, "dyn" | "new");
+        assert_eq!(e.waits(), waits, "{}: {e}", profile.name);
+        host.stop_guest("Guest1").unwrap();
+        host.write_remove(&uuid(GUEST1), b"1\n").unwrap();
+    }
+}

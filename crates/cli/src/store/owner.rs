@@ -187,6 +187,18 @@ impl apmatrix_fuse::Backend for LiveHost {
     fn write(&mut self, path: &str, data: &[u8]) -> io::Result<Result<Written, AccessError>> {
         lock(&self.shared)?.write_path(path, data).map_err(store_io)
     }
+
+    fn writer(&self) -> Option<Box<dyn apmatrix_fuse::Writer>> {
+        Some(Box::new(LiveHost {
+            shared: Arc::clone(&self.shared),
+        }))
+    }
+}
+
+impl apmatrix_fuse::Writer for LiveHost {
+    fn write(&mut self, path: &str, data: &[u8]) -> io::Result<Result<Written, AccessError>> {
+        apmatrix_fuse::Backend::write(self, path, data)
+    }
 }
 
 #[cfg(test)]

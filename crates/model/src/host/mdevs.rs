@@ -9,7 +9,7 @@ use crate::error::{ApError, ApqnList};
 use crate::ids::{Apqn, MatrixAxis};
 use crate::mask::Mask256;
 use crate::parse::{parse_kstrtoul, NumberError};
-use crate::profile::{Availability, RunningGuest};
+use crate::profile::{Availability, RemoveWhileRunning, RunningGuest};
 use crate::vfio::Mdev;
 
 impl Host {
@@ -77,14 +77,17 @@ impl Host {
         self.write(WriteTarget::Remove(*uuid), input).map(drop)
     }
 
-    /// Removes an mdev; refused while a guest uses it.
+    /// Removes an mdev; refused while a guest uses it, or (kernels since
+    /// ≈5.15) to be tried again once the guest lets go ([`ApError::waits`]).
     pub fn remove_mdev(&mut self, uuid: &Uuid) -> Result<(), ApError> {
         self.existing_mdev(uuid)?;
         if let Some(guest) = self.attached.get(uuid) {
-            return Err(ApError::MdevInUse {
-                errno: self.profile.remove_while_running,
-                mdev: *uuid,
-                guest: guest.clone(),
+            let (mdev, guest) = (*uuid, guest.clone());
+            return Err(match self.profile.remove_while_running {
+                RemoveWhileRunning::Refuse(errno) => ApError::MdevInUse { errno, mdev, guest },
+                RemoveWhileRunning::WaitForRelease => {
+                    ApError::RemoveWaitsForRelease { mdev, guest }
+                }
             });
         }
         let mdev = self.mdevs.remove(uuid).expect("checked above");
