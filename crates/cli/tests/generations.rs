@@ -79,8 +79,17 @@ fn ap_config(adapters: &[u8], domains: &[u8]) -> String {
     format!("{},{},{}", mask(adapters), mask(domains), mask(&[]))
 }
 
-/// Runs SCRIPT on a fresh host of `kernel`; its sections by name.
-fn run(kernel: &str) -> Vec<(String, Vec<String>)> {
+/// What a script printed under `apmatrix exec` on a fresh host of `kernel`.
+struct Ran {
+    stdout: String,
+    stderr: String,
+}
+
+/// Runs a bash script under `apmatrix exec` (the tree mounted as /sys) on
+/// a fresh host following `kernel`, with this build's `apmatrix` on PATH
+/// working on the same host, and `env` set. Fails the test if the script
+/// fails.
+fn exec(kernel: &str, script: &str, env: &[(&str, String)]) -> Ran {
     let dir = tempfile::tempdir().unwrap();
     let host = dir.path().join("host.json");
     let bin = env!("CARGO_BIN_EXE_apmatrix");
@@ -97,22 +106,30 @@ fn run(kernel: &str) -> Vec<(String, Vec<String>)> {
         std::env::var("PATH").unwrap_or_default()
     );
     let out = Command::new(bin)
-        .args(["--host", h, "exec", "--", "bash", "-c", SCRIPT])
+        .args(["--host", h, "exec", "--", "bash", "-c", script])
         .env("PATH", path)
         .env("APMATRIX_HOST", &host)
         .env("UUID1", UUID1)
         .env("UUID2", UUID2)
-        .env("AP_SHARED", ap_config(&[5, 6], &[4, 0x47]))
-        .env("AP_GROWN", ap_config(&[5], &[4, 0xab]))
         .env("LC_ALL", "C")
+        .envs(env.iter().map(|(k, v)| (k, v)))
         .output()
         .unwrap();
-    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let ran = Ran {
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    };
     assert!(
         out.status.success(),
-        "{kernel}: {text}\n{}",
-        String::from_utf8_lossy(&out.stderr)
+        "{kernel}: {}{}",
+        ran.stdout,
+        ran.stderr
     );
+    ran
+}
+
+/// A script's output split at its `## name` lines.
+fn sections(text: &str) -> Vec<(String, Vec<String>)> {
     text.split("## ")
         .skip(1)
         .map(|s| {
@@ -121,6 +138,15 @@ fn run(kernel: &str) -> Vec<(String, Vec<String>)> {
             (name, lines.map(str::to_string).collect())
         })
         .collect()
+}
+
+/// SCRIPT on a fresh host of `kernel`; its sections by name.
+fn run(kernel: &str) -> Vec<(String, Vec<String>)> {
+    let env = [
+        ("AP_SHARED", ap_config(&[5, 6], &[4, 0x47])),
+        ("AP_GROWN", ap_config(&[5], &[4, 0xab])),
+    ];
+    sections(&exec(kernel, SCRIPT, &env).stdout)
 }
 
 fn section(sections: &[(String, Vec<String>)], name: &str) -> Vec<String> {
@@ -267,40 +293,7 @@ fn card_events_under_a_running_guest() {
     if !fuse_usable() {
         return;
     }
-    let dir = tempfile::tempdir().unwrap();
-    let host = dir.path().join("host.json");
-    let bin = env!("CARGO_BIN_EXE_apmatrix");
-    let h = host.to_str().unwrap();
-    let init = Command::new(bin)
-        .args(["--host", h, "host", "init", "--kernel", "new"])
-        .output()
-        .unwrap();
-    assert!(init.status.success());
-    let bin_dir = Path::new(bin).parent().unwrap();
-    let path = format!(
-        "{}:{}",
-        bin_dir.display(),
-        std::env::var("PATH").unwrap_or_default()
-    );
-    let out = Command::new(bin)
-        .args(["--host", h, "exec", "--", "bash", "-c", EVENTS])
-        .env("PATH", path)
-        .env("APMATRIX_HOST", &host)
-        .env("UUID1", UUID1)
-        .env("LC_ALL", "C")
-        .output()
-        .unwrap();
-    let text = String::from_utf8_lossy(&out.stdout).into_owned();
-    assert!(out.status.success(), "{text}");
-    let sections: Vec<(String, Vec<String>)> = text
-        .split("## ")
-        .skip(1)
-        .map(|s| {
-            let mut lines = s.lines();
-            let name = lines.next().unwrap().to_string();
-            (name, lines.map(str::to_string).collect())
-        })
-        .collect();
+    let sections = sections(&exec("new", EVENTS, &[]).stdout);
     assert_eq!(
         section(&sections, "deconfigured"),
         [
@@ -344,21 +337,6 @@ fn a_domain_added_to_the_lpar_appears_after_a_scan() {
     if !fuse_usable() {
         return;
     }
-    let dir = tempfile::tempdir().unwrap();
-    let host = dir.path().join("host.json");
-    let bin = env!("CARGO_BIN_EXE_apmatrix");
-    let h = host.to_str().unwrap();
-    assert!(Command::new(bin)
-        .args(["--host", h, "host", "init"])
-        .status()
-        .unwrap()
-        .success());
-    let bin_dir = Path::new(bin).parent().unwrap();
-    let path = format!(
-        "{}:{}",
-        bin_dir.display(),
-        std::env::var("PATH").unwrap_or_default()
-    );
     let script = r#"
         set -e
         count() { ls /sys/bus/ap/devices | grep -c '\.0007$' || true; }
@@ -373,18 +351,7 @@ fn a_domain_added_to_the_lpar_appears_after_a_scan() {
         apmatrix host scan | head -1
         count
     "#;
-    let out = Command::new(bin)
-        .args(["--host", h, "exec", "--", "bash", "-c", script])
-        .env("PATH", path)
-        .env("APMATRIX_HOST", &host)
-        .output()
-        .unwrap();
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{text}{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let text = exec("seed", script, &[]).stdout;
     assert_eq!(
         text.lines().collect::<Vec<_>>(),
         [
@@ -430,32 +397,8 @@ fn remove_waits_for_the_guest_on_new() {
         return;
     }
     for kernel in ["new", "seed"] {
-        let dir = tempfile::tempdir().unwrap();
-        let host = dir.path().join("host.json");
-        let bin = env!("CARGO_BIN_EXE_apmatrix");
-        let h = host.to_str().unwrap();
-        assert!(Command::new(bin)
-            .args(["--host", h, "host", "init", "--kernel", kernel])
-            .status()
-            .unwrap()
-            .success());
-        let bin_dir = Path::new(bin).parent().unwrap();
-        let path = format!(
-            "{}:{}",
-            bin_dir.display(),
-            std::env::var("PATH").unwrap_or_default()
-        );
-        let out = Command::new(bin)
-            .args(["--host", h, "exec", "--", "bash", "-c", REMOVE])
-            .env("PATH", path)
-            .env("APMATRIX_HOST", &host)
-            .env("UUID1", UUID1)
-            .env("LC_ALL", "C")
-            .output()
-            .unwrap();
-        let text = String::from_utf8_lossy(&out.stdout).into_owned();
-        let errors = String::from_utf8_lossy(&out.stderr).into_owned();
-        assert!(out.status.success(), "{kernel}: {text}{errors}");
+        let ran = exec(kernel, REMOVE, &[]);
+        let (text, errors) = (ran.stdout, ran.stderr);
         let lines: Vec<&str> = text.lines().collect();
         if kernel == "new" {
             assert_eq!(
