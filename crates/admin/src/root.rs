@@ -36,11 +36,24 @@ pub trait SysfsRoot {
 /// A directory that is a sysfs root: `/sys` itself or a mounted emulator.
 pub struct DirRoot {
     root: PathBuf,
+    profile: Option<&'static KernelProfile>,
 }
 
 impl DirRoot {
+    /// The root at `root`; its kernel generation is told from its
+    /// attributes ([`crate::observe`]).
     pub fn new(root: impl Into<PathBuf>) -> Self {
-        DirRoot { root: root.into() }
+        DirRoot {
+            root: root.into(),
+            profile: None,
+        }
+    }
+
+    /// The same, following `profile`'s rules where it is given (the user
+    /// knows the kernel better than its attributes tell).
+    pub fn following(mut self, profile: Option<&'static KernelProfile>) -> Self {
+        self.profile = profile;
+        self
     }
 
     fn at(&self, path: &str) -> PathBuf {
@@ -81,6 +94,10 @@ impl SysfsRoot for DirRoot {
 
     fn describe(&self) -> String {
         self.root.display().to_string()
+    }
+
+    fn kernel_profile(&self) -> Option<&'static KernelProfile> {
+        self.profile
     }
 }
 

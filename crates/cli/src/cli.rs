@@ -106,12 +106,18 @@ pub(crate) enum Command {
         /// DIR/mdevctl.d/matrix and DIR/udev/rules.d/41-ap.rules [default with --sysfs /sys: /etc]
         #[arg(long, value_name = "DIR")]
         etc: Option<PathBuf>,
+        /// With --sysfs: the kernel whose rules apply (seed, old, dyn, new, or a version), if not the one its attributes tell
+        #[arg(long, value_name = "NAME|VERSION", value_parser = kernel_profile, requires = "sysfs")]
+        kernel: Option<&'static KernelProfile>,
     },
     /// Print the ordered sysfs writes that take the host to the configuration, as shell commands
     Plan {
         config: PathBuf,
         #[arg(long, value_name = "DIR")]
         sysfs: Option<PathBuf>,
+        /// With --sysfs: the kernel whose rules apply (seed, old, dyn, new, or a version), if not the one its attributes tell
+        #[arg(long, value_name = "NAME|VERSION", value_parser = kernel_profile, requires = "sysfs")]
+        kernel: Option<&'static KernelProfile>,
     },
     /// Make the host match the configuration; on any refusal undo what was done
     Apply {
@@ -121,6 +127,9 @@ pub(crate) enum Command {
         /// Only say what would be written
         #[arg(long)]
         dry_run: bool,
+        /// With --sysfs: the kernel whose rules apply (seed, old, dyn, new, or a version), if not the one its attributes tell
+        #[arg(long, value_name = "NAME|VERSION", value_parser = kernel_profile, requires = "sysfs")]
+        kernel: Option<&'static KernelProfile>,
     },
     /// Export a configuration for mdevctl, libvirt, QEMU or persistent masks
     Export {

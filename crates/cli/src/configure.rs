@@ -10,6 +10,8 @@ use apmatrix_admin::{
     DirRoot, EmulatedRoot, Severity, SysfsRoot, Wanted,
 };
 
+use apmatrix_model::KernelProfile;
+
 use crate::store::Store;
 use crate::CliError;
 
@@ -45,11 +47,12 @@ pub fn check(
     store: Store,
     config: &Path,
     sysfs: Option<&Path>,
+    kernel: Option<&'static KernelProfile>,
     etc: Option<&Path>,
 ) -> Result<String, CliError> {
     let w = wanted(config)?;
     let seen = match sysfs {
-        Some(dir) => observe(&DirRoot::new(dir)),
+        Some(dir) => observe(&DirRoot::new(dir).following(kernel)),
         None => observe(&EmulatedRoot {
             host: store.load()?,
         }),
@@ -92,10 +95,15 @@ pub fn check(
     Ok(out)
 }
 
-pub fn plan(store: Store, config: &Path, sysfs: Option<&Path>) -> Result<String, CliError> {
+pub fn plan(
+    store: Store,
+    config: &Path,
+    sysfs: Option<&Path>,
+    kernel: Option<&'static KernelProfile>,
+) -> Result<String, CliError> {
     let w = wanted(config)?;
     let root: Box<dyn SysfsRoot> = match sysfs {
-        Some(dir) => Box::new(DirRoot::new(dir)),
+        Some(dir) => Box::new(DirRoot::new(dir).following(kernel)),
         None => Box::new(EmulatedRoot {
             host: store.load()?,
         }),
@@ -129,13 +137,14 @@ pub fn apply(
     store: Store,
     config: &Path,
     sysfs: Option<&Path>,
+    kernel: Option<&'static KernelProfile>,
     dry_run: bool,
 ) -> Result<String, CliError> {
     let w = wanted(config)?;
     let outcome = match sysfs {
         Some(dir) => {
             let _lock = ApConfigLock::take(dir)?;
-            apmatrix_admin::apply(&mut DirRoot::new(dir), &w, dry_run)
+            apmatrix_admin::apply(&mut DirRoot::new(dir).following(kernel), &w, dry_run)
         }
         None => store.update(|host| {
             let mut root = EmulatedRoot { host: host.clone() };

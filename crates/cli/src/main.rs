@@ -108,15 +108,23 @@ fn run(cli: &Cli, matches: &ArgMatches, style: &Style) -> Result<String> {
     match &cli.command {
         Command::Demo { kernel } => Ok(demo::run(style, kernel)),
         Command::Mount { dir } => serve::mount(store(), dir),
-        Command::Check { config, sysfs, etc } => {
-            configure::check(store(), config, sysfs.as_deref(), etc.as_deref())
-        }
-        Command::Plan { config, sysfs } => configure::plan(store(), config, sysfs.as_deref()),
+        Command::Check {
+            config,
+            sysfs,
+            etc,
+            kernel,
+        } => configure::check(store(), config, sysfs.as_deref(), *kernel, etc.as_deref()),
+        Command::Plan {
+            config,
+            sysfs,
+            kernel,
+        } => configure::plan(store(), config, sysfs.as_deref(), *kernel),
         Command::Apply {
             config,
             sysfs,
             dry_run,
-        } => configure::apply(store(), config, sysfs.as_deref(), *dry_run),
+            kernel,
+        } => configure::apply(store(), config, sysfs.as_deref(), *kernel, *dry_run),
         Command::Export {
             format,
             config,

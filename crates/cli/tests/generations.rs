@@ -428,3 +428,34 @@ fn remove_waits_for_the_guest_on_new() {
         }
     }
 }
+
+/// `check --sysfs DIR` tells the generation from the tree, and `--kernel`
+/// overrides it: masks that would take an APQN from an mdev left alone are
+/// an error where the kernel refuses the write, a warning of the leak where
+/// it accepts it (old).
+#[test]
+fn check_on_a_tree_follows_its_generation_or_kernel() {
+    if !fuse_usable() {
+        return;
+    }
+    let script = r#"
+        m1=/sys/devices/vfio_ap/matrix/$UUID1
+        echo -5 > /sys/bus/ap/apmask
+        echo $UUID1 > /sys/devices/vfio_ap/matrix/mdev_supported_types/vfio_ap-passthrough/create
+        echo 5 > $m1/assign_adapter
+        echo 4 > $m1/assign_domain
+        t=$(mktemp -d)
+        printf '[masks]\napmask = "0-255"\n' > $t/all-to-host.toml
+        apmatrix check $t/all-to-host.toml --sysfs /sys > $t/seen.txt 2>&1; echo "tree: $?"
+        grep -c 'error: the masks would give the host APQN 05.0004' $t/seen.txt
+        apmatrix check $t/all-to-host.toml --sysfs /sys --kernel 5.15 > $t/old.txt 2>&1; echo "5.15: $?"
+        grep -c 'warning: .*APQN 05.0004.*this kernel (old) accepts that' $t/old.txt
+        rm -r $t
+    "#;
+    let text = exec("seed", script, &[]).stdout;
+    assert_eq!(
+        text.lines().collect::<Vec<_>>(),
+        ["tree: 1", "1", "5.15: 0", "1"],
+        "{text}"
+    );
+}
