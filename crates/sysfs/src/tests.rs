@@ -4,7 +4,13 @@ use apmatrix_model::{Errno, MaskKind, MatrixAxis, Topology, SEED};
 const UUID1: &str = "669d9b23-fe1b-4ecd-be08-e42dc3f5d3c4";
 
 fn walkthrough_host() -> Host {
-    let mut host = Host::seed_example();
+    walkthrough_host_on(&SEED)
+}
+
+/// The first steps of the document's walkthrough on a host of `profile`:
+/// adapters 5 and 6 to vfio_ap, one mdev with 05.0004 and control domain 0xab.
+fn walkthrough_host_on(profile: &'static apmatrix_model::KernelProfile) -> Host {
+    let mut host = Host::new(Topology::seed_example(), profile);
     host.write_mask(MaskKind::Apmask, b"-5,-6\n").unwrap();
     let u = host.write_create(UUID1.as_bytes()).unwrap().unwrap();
     host.write_assign(&u, MatrixAxis::Adapter, b"5\n").unwrap();
@@ -269,13 +275,8 @@ fn old_profile_attributes_are_absent() {
 fn every_listed_attribute_prints_and_writes_as_its_table_says() {
     let mut seen = std::collections::HashSet::new();
     for profile in apmatrix_model::profile::PROFILES {
-        let mut host = Host::new(Topology::seed_example(), profile);
-        host.write_mask(MaskKind::Apmask, b"-5,-6\n").unwrap();
-        let u = host.write_create(UUID1.as_bytes()).unwrap().unwrap();
-        host.write_assign(&u, MatrixAxis::Adapter, b"5\n").unwrap();
-        host.write_assign(&u, MatrixAxis::Domain, b"4\n").unwrap();
-        host.write_assign(&u, MatrixAxis::ControlDomain, b"0xab\n")
-            .unwrap();
+        let mut host = walkthrough_host_on(profile);
+        let u = UUID1.parse().unwrap();
         host.start_guest("g", Some(u), Default::default()).unwrap();
         attributes_print_as_listed(&host, &mut seen);
     }

@@ -142,11 +142,11 @@ impl Host {
     /// The cards the bus made devices for: all of them, except on NEW,
     /// whose bus makes none for types older than CEX4 (kernel.md §3).
     pub fn card_devices(&self) -> impl Iterator<Item = &Card> {
-        let min = self.profile.bus_min_hwtype;
+        let profile = self.profile;
         self.topology
             .cards
             .values()
-            .filter(move |c| c.hwtype >= min)
+            .filter(move |c| profile.bus_has_device(c.hwtype))
     }
 
     /// Whether the bus has a device for this card.
@@ -154,7 +154,7 @@ impl Host {
         self.topology
             .cards
             .get(&adapter)
-            .is_some_and(|c| c.hwtype >= self.profile.bus_min_hwtype)
+            .is_some_and(|c| self.profile.bus_has_device(c.hwtype))
     }
 
     /// The `status` attribute of a queue bound to vfio_ap: `in use` when its
@@ -221,8 +221,9 @@ impl Host {
     pub(super) fn reprobe(&mut self) -> Vec<Rebind> {
         let usage = self.topology.usage_domains;
         let mut changes = Vec::new();
-        let min = self.profile.bus_min_hwtype;
-        for card in self.topology.cards.values().filter(|c| c.hwtype >= min) {
+        let profile = self.profile;
+        // Not card_devices(): the loop changes the bindings as it goes.
+        for card in (self.topology.cards.values()).filter(|c| profile.bus_has_device(c.hwtype)) {
             let a = card.id.0 as usize;
             let zcrypt = if self.apmask.contains(card.id.0) {
                 self.aqmask.and(&usage)

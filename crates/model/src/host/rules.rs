@@ -180,4 +180,10 @@ impl KernelProfile {
     pub fn vfio_ap_drives(&self, hwtype: u8) -> bool {
         (self.vfio_ap_min_hwtype..=self.vfio_ap_max_hwtype).contains(&hwtype)
     }
+
+    /// Whether the bus makes devices for a card of this hwtype (NEW: none
+    /// older than CEX4, kernel.md §3).
+    pub fn bus_has_device(&self, hwtype: u8) -> bool {
+        hwtype >= self.bus_min_hwtype
+    }
 }
