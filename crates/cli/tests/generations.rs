@@ -8,9 +8,6 @@
 mod common;
 use common::fuse_usable;
 
-use std::path::Path;
-use std::process::Command;
-
 const UUID1: &str = "669d9b23-fe1b-4ecd-be08-e42dc3f5d3c4";
 const UUID2: &str = "8da4a3cb-2b3a-4c52-9b8d-1f09e1ee38c0";
 
@@ -79,53 +76,12 @@ fn ap_config(adapters: &[u8], domains: &[u8]) -> String {
     format!("{},{},{}", mask(adapters), mask(domains), mask(&[]))
 }
 
-/// What a script printed under `apmatrix exec` on a fresh host of `kernel`.
-struct Ran {
-    stdout: String,
-    stderr: String,
-}
-
-/// Runs a bash script under `apmatrix exec` (the tree mounted as /sys) on
-/// a fresh host following `kernel`, with this build's `apmatrix` on PATH
-/// working on the same host, and `env` set. Fails the test if the script
-/// fails.
-fn exec(kernel: &str, script: &str, env: &[(&str, String)]) -> Ran {
+/// `common::exec` with the two mdev UUIDs the scripts use.
+fn exec(kernel: &str, script: &str, env: &[(&str, String)]) -> common::Ran {
     let dir = tempfile::tempdir().unwrap();
-    let host = dir.path().join("host.json");
-    let bin = env!("CARGO_BIN_EXE_apmatrix");
-    let h = host.to_str().unwrap();
-    let init = Command::new(bin)
-        .args(["--host", h, "host", "init", "--kernel", kernel])
-        .output()
-        .unwrap();
-    assert!(init.status.success(), "{init:?}");
-    let bin_dir = Path::new(bin).parent().unwrap();
-    let path = format!(
-        "{}:{}",
-        bin_dir.display(),
-        std::env::var("PATH").unwrap_or_default()
-    );
-    let out = Command::new(bin)
-        .args(["--host", h, "exec", "--", "bash", "-c", script])
-        .env("PATH", path)
-        .env("APMATRIX_HOST", &host)
-        .env("UUID1", UUID1)
-        .env("UUID2", UUID2)
-        .env("LC_ALL", "C")
-        .envs(env.iter().map(|(k, v)| (k, v)))
-        .output()
-        .unwrap();
-    let ran = Ran {
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    };
-    assert!(
-        out.status.success(),
-        "{kernel}: {}{}",
-        ran.stdout,
-        ran.stderr
-    );
-    ran
+    let mut all = vec![("UUID1", UUID1.to_string()), ("UUID2", UUID2.to_string())];
+    all.extend(env.iter().cloned());
+    common::exec(&dir.path().join("host.json"), kernel, script, &all)
 }
 
 /// A script's output split at its `## name` lines.

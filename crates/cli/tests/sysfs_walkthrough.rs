@@ -7,7 +7,6 @@
 mod common;
 use common::fuse_usable;
 
-use std::path::Path;
 use std::process::Command;
 
 const WALKTHROUGH: &str = r###"
@@ -113,40 +112,7 @@ fn seed_walkthrough_runs_verbatim_under_exec() {
     }
     let dir = tempfile::tempdir().unwrap();
     let host = dir.path().join("host.json");
-    let bin = env!("CARGO_BIN_EXE_apmatrix");
-    let init = Command::new(bin)
-        .args(["--host", host.to_str().unwrap(), "host", "init"])
-        .output()
-        .unwrap();
-    assert!(init.status.success());
-    // `apmatrix` inside the script is this build, working on the same host.
-    let bin_dir = Path::new(bin).parent().unwrap();
-    let path = format!(
-        "{}:{}",
-        bin_dir.display(),
-        std::env::var("PATH").unwrap_or_default()
-    );
-    let out = Command::new(bin)
-        .args([
-            "--host",
-            host.to_str().unwrap(),
-            "exec",
-            "--",
-            "bash",
-            "-c",
-            WALKTHROUGH,
-        ])
-        .env("PATH", path)
-        .env("APMATRIX_HOST", &host)
-        .env("LC_ALL", "C")
-        .output()
-        .unwrap();
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{text}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let text = common::exec(&host, "seed", WALKTHROUGH, &[]).stdout;
     let sections: Vec<(&str, Vec<String>)> = text
         .split("## ")
         .skip(1)
@@ -226,7 +192,7 @@ fn seed_walkthrough_runs_verbatim_under_exec() {
         ["write error: Device or resource busy", "3", "2", "gone"]
     );
     // The state file holds the end of the walkthrough.
-    let show = Command::new(bin)
+    let show = Command::new(common::BIN)
         .args(["--host", host.to_str().unwrap(), "--json", "mdev", "list"])
         .output()
         .unwrap();

@@ -115,3 +115,48 @@ impl Drop for Served {
         }
     }
 }
+
+/// What a script printed under `apmatrix exec` on a fresh host of `kernel`.
+pub struct Ran {
+    pub stdout: String,
+    pub stderr: String,
+}
+
+/// Runs a bash script under `apmatrix exec` (the tree mounted as /sys) on
+/// a fresh host at `host` following `kernel`, with this build's `apmatrix`
+/// on PATH working on the same host, and `env` set. Fails the test if the
+/// script fails.
+pub fn exec(host: &Path, kernel: &str, script: &str, env: &[(&str, String)]) -> Ran {
+    let bin = BIN;
+    let h = host.to_str().unwrap();
+    let init = Command::new(bin)
+        .args(["--host", h, "host", "init", "--kernel", kernel])
+        .output()
+        .unwrap();
+    assert!(init.status.success(), "{init:?}");
+    let bin_dir = Path::new(bin).parent().unwrap();
+    let path = format!(
+        "{}:{}",
+        bin_dir.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let out = Command::new(bin)
+        .args(["--host", h, "exec", "--", "bash", "-c", script])
+        .env("PATH", path)
+        .env("APMATRIX_HOST", host)
+        .env("LC_ALL", "C")
+        .envs(env.iter().map(|(k, v)| (k, v)))
+        .output()
+        .unwrap();
+    let ran = Ran {
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    };
+    assert!(
+        out.status.success(),
+        "{kernel}: {}{}",
+        ran.stdout,
+        ran.stderr
+    );
+    ran
+}
