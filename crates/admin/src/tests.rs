@@ -587,22 +587,7 @@ domains = "4"
 name = "c"
 control_domains = "4"
 "#;
-    let small = apmatrix_model::Topology::from_toml(
-        r#"name = "small"
-apxa = false
-usage_domains = "0-3"
-control_domains = "0-3"
-
-[[card]]
-id = 1
-type = "CEX3C"
-
-[[card]]
-id = 2
-type = "CEX7C"
-"#,
-    )
-    .unwrap();
+    let small = small_host(false);
     let on_small = r#"
 [masks]
 apmask = "0"
@@ -635,21 +620,7 @@ control_domains = "0x11"
 #[test]
 fn check_follows_the_hosts_profile() {
     use apmatrix_model::profile::OLD;
-    let small = apmatrix_model::Topology::from_toml(
-        r#"name = "small"
-usage_domains = "0-3"
-control_domains = "0-3"
-
-[[card]]
-id = 1
-type = "CEX3C"
-
-[[card]]
-id = 2
-type = "CEX7C"
-"#,
-    )
-    .unwrap();
+    let small = small_host(true);
     let alone = Uuid::from_u128(0x77);
     let text = r#"
 [masks]
@@ -787,4 +758,14 @@ fn the_generation_is_told_from_the_attributes() {
             profile.name
         );
     }
+}
+
+/// A small host: a CEX3C (hwtype 9) and a CEX7C, usage and control domains
+/// 0-3; without APXA its ids stop at 63 and 15.
+fn small_host(apxa: bool) -> apmatrix_model::Topology {
+    let text = format!(
+        "name = \"small\"\napxa = {apxa}\nusage_domains = \"0-3\"\ncontrol_domains = \"0-3\"\n\n\
+         [[card]]\nid = 1\ntype = \"CEX3C\"\n\n[[card]]\nid = 2\ntype = \"CEX7C\"\n"
+    );
+    apmatrix_model::Topology::from_toml(&text).unwrap()
 }
