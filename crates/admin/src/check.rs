@@ -263,8 +263,9 @@ fn reclaim_problems(
                     fix,
                 }
             } else {
+                // Not a warning: applied, host and guest would share queues.
                 Problem {
-                    severity: Severity::Warning,
+                    severity: Severity::Error,
                     message: format!(
                         "the masks would give the host APQN {apqns}, assigned to mdev {uuid} (not in this configuration); \
                          this kernel ({}) accepts that and leaves the queues in the mdev and its guest as well: \

@@ -1,6 +1,7 @@
 //! The ordered sysfs writes from the host as it is to a configuration, and
 //! running them with undo on refusal.
 
+use apmatrix_model::profile::RunningGuest;
 use apmatrix_model::vfio::MDEV_TYPE;
 use apmatrix_model::{Mask256, MatrixAxis};
 use uuid::Uuid;
@@ -167,11 +168,13 @@ pub enum ApplyError {
     Invalid(Vec<Problem>),
     #[error("{0}")]
     Observe(#[from] ObserveError),
-    #[error("step {step} `{command}` was refused: {failure}; the {done} step(s) before it were undone, the host is as it was")]
+    #[error("step {step} `{command}` was refused: {failure}{why}; the {done} step(s) before it were undone, the host is as it was")]
     RolledBack {
         step: usize,
         command: String,
         failure: WriteFailure,
+        /// What the refusal means on this kernel, when that is not plain.
+        why: String,
         done: usize,
     },
     #[error("step {step} `{command}` was refused: {failure}; undoing the steps before it failed too ({undo}): the host is between states, check it with `apmatrix plan`")]
@@ -183,6 +186,25 @@ pub enum ApplyError {
     },
     #[error("the writes were accepted but the host reads back differently: {0}")]
     Verify(String),
+}
+
+/// OLD refuses every assign and unassign while a guest uses the mdev
+/// (kernel.md §6, §8), and its sysfs cannot tell which mdevs are in use: a
+/// plan meets it as an EBUSY, which needs saying what to do.
+fn refusal_meaning(seen: &Observed, step: &Step, failure: &WriteFailure) -> String {
+    let RunningGuest::Refuse(errno) = seen.profile.running_guest else {
+        return String::new();
+    };
+    let store = step.path.rsplit('/').next().unwrap_or_default();
+    let matrix_store = store.starts_with("assign_") || store.starts_with("unassign_");
+    if !matrix_store || failure.errno != errno.code() {
+        return String::new();
+    }
+    format!(
+        " (the {} kernel changes no mdev while a guest uses it: stop the guest, \
+         apply again, then start it)",
+        seen.profile.name
+    )
 }
 
 /// What an apply did.
@@ -227,6 +249,7 @@ pub fn apply(
             return Err(ApplyError::RolledBack {
                 step: i + 1,
                 command: step.shell(&place),
+                why: refusal_meaning(&seen, step, &failure),
                 failure,
                 done: i,
             });

@@ -656,23 +656,58 @@ domains = "1"
     // would take 02.0003 from the mdev left alone.
     assert_eq!(verdicts[0].len(), 1, "{:?}", verdicts[0]);
     assert!(verdicts[0][0].contains("would give the host APQN 02.0003"));
-    // old: masks may take it back, and do, leaving it to the guest too: a
-    // warning; the CEX3 queue is bound to no driver, so it cannot be
+    // old: masks may take it back, and do, leaving it to the guest too:
+    // host and guest would share it, so an error all the same (apply must
+    // not do it); the CEX3 queue is bound to no driver, so it cannot be
     // assigned.
+    assert!(warnings.iter().flatten().all(|w| !w.contains("02.0003")));
+    assert!(verdicts[0].iter().all(|w| !w.contains("accepts that")));
+    assert_eq!(verdicts[1].len(), 2, "{:?}", verdicts[1]);
     assert!(
-        warnings[1]
+        verdicts[1]
             .iter()
             .any(|w| w.contains("APQN 02.0003") && w.contains("this kernel (old) accepts that")),
         "{:?}",
-        warnings[1]
+        verdicts[1]
     );
-    assert!(warnings[0].iter().all(|w| !w.contains("accepts that")));
-    assert_eq!(verdicts[1].len(), 1, "{:?}", verdicts[1]);
     assert!(
-        verdicts[1][0].contains("APQN 01.0001 is not bound to the vfio_ap driver (EADDRNOTAVAIL)"),
+        verdicts[1]
+            .iter()
+            .any(|v| v.contains("APQN 01.0001 is not bound to the vfio_ap driver (EADDRNOTAVAIL)")),
         "{:?}",
         verdicts[1]
     );
+}
+
+/// OLD refuses every assign and unassign while a guest uses the mdev, and
+/// its sysfs does not tell which are in use: an apply that meets the EBUSY
+/// undoes what it did and says what to do; once the guest is stopped the
+/// same apply goes through.
+#[test]
+fn apply_on_old_stops_at_a_running_guest_and_says_so() {
+    use apmatrix_model::profile::OLD;
+    let mut root = EmulatedRoot {
+        host: Host::new(apmatrix_model::Topology::seed_example(), &OLD),
+    };
+    let seed = wanted(SEED_GUESTS);
+    apply(&mut root, &seed, false).unwrap();
+    let mut host = root.host.clone();
+    let guest1 = seed.mdevs[0].uuid; // the first [[mdev]], guest1
+    host.start_guest("Guest1", Some(guest1), CpuModel::default())
+        .unwrap();
+    let mut root = EmulatedRoot { host: host.clone() };
+    let grown = SEED_GUESTS.replacen("domains = \"4,0xab\"", "domains = \"4,5,0xab\"", 1);
+    let err = apply(&mut root, &wanted(&grown), false).unwrap_err();
+    let text = err.to_string();
+    assert!(matches!(err, ApplyError::RolledBack { .. }), "{text}");
+    assert!(text.contains("EBUSY"), "{text}");
+    assert!(
+        text.contains("the old kernel changes no mdev while a guest uses it: stop the guest"),
+        "{text}"
+    );
+    assert_eq!(root.host, host, "nothing changed");
+    root.host.stop_guest("Guest1").unwrap();
+    apply(&mut root, &wanted(&grown), false).unwrap();
 }
 
 /// On a kernel with `ap_config` (NEW) a plan changes each mdev in whole-

@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use apmatrix_model::{KernelProfile, MaskKind};
+use apmatrix_model::{CardMode, KernelProfile, MaskKind};
 use clap::{Parser, Subcommand};
 
 use crate::style::ColorChoice;
@@ -78,6 +78,8 @@ pub(crate) enum Command {
     Mount {
         /// An existing directory to mount the tree on
         dir: PathBuf,
+        #[command(flatten)]
+        scans: PeriodicScans,
     },
     /// Run a command with the emulated tree over /sys/bus/ap, /sys/devices/ap, /sys/devices/vfio_ap, /sys/class/mdev_bus and /sys/bus/mdev
     ///
@@ -86,6 +88,8 @@ pub(crate) enum Command {
     /// host; the rest of the system sees nothing. Exits with the command's
     /// status. Needs root and /dev/fuse.
     Exec {
+        #[command(flatten)]
+        scans: PeriodicScans,
         /// The command and its arguments
         #[arg(
             trailing_var_arg = true,
@@ -170,7 +174,7 @@ pub(crate) enum HostCommand {
     Show,
     /// Print the host's hardware as a host description (TOML)
     Topology,
-    /// A hardware or HMC event on a card of the running host: config (SCLP configure), checkstop, or zcrypt's online
+    /// A hardware or HMC event on a card of the running host: config (configured or deconfigured on the HMC; the bus sees it at its next scan), checkstop, or zcrypt's online
     Card {
         /// The card's adapter number: 5 or 0x05
         #[arg(value_parser = id_number)]
@@ -179,6 +183,8 @@ pub(crate) enum HostCommand {
         event: CardEvent,
         #[arg(value_enum)]
         state: OnOff,
+        #[command(flatten)]
+        scan: ScanNow,
     },
     /// The LPAR gains or loses a usage domain on the HMC; the bus shows it at its next scan
     Domain {
@@ -187,9 +193,44 @@ pub(crate) enum HostCommand {
         domain: u8,
         #[arg(value_enum)]
         change: AddRemove,
+        #[command(flatten)]
+        scan: ScanNow,
+    },
+    /// The LPAR gains an adapter (with a card of --type) or loses one on the HMC; the bus shows it at its next scan
+    Adapter {
+        /// The adapter number: 7 or 0x07
+        #[arg(value_parser = id_number)]
+        adapter: u8,
+        #[arg(value_enum)]
+        change: AddRemove,
+        /// The card an added adapter has: CEX4A .. CEX8P (or CEX2A, CEX2C, CEX3A, CEX3C)
+        #[arg(long = "type", value_name = "TYPE", value_parser = card_type)]
+        card_type: Option<(u8, CardMode)>,
+        #[command(flatten)]
+        scan: ScanNow,
     },
     /// Run a bus scan now, as a write to /sys/bus/ap/scans does
     Scan,
+}
+
+/// `--no-periodic-scans` of the servers.
+#[derive(clap::Args, Debug)]
+pub(crate) struct PeriodicScans {
+    /// Scan the bus only when asked (a write to scans, apmatrix host scan), not every config_time seconds as the kernel does: HMC changes then wait for the test that made them
+    #[arg(long)]
+    pub(crate) no_periodic_scans: bool,
+}
+
+/// `--scan` of the HMC events.
+#[derive(clap::Args, Debug)]
+pub(crate) struct ScanNow {
+    /// Scan the bus at once, as the machine's configuration-change notification makes the kernel do
+    #[arg(long)]
+    pub(crate) scan: bool,
+}
+
+fn card_type(text: &str) -> Result<(u8, CardMode), String> {
+    apmatrix_model::topology::parse_card_type(text)
 }
 
 /// Added or removed.

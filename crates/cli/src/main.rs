@@ -4,6 +4,7 @@ mod cli;
 mod configure;
 mod demo;
 mod guest_cmd;
+mod host_events;
 mod lszcrypt;
 mod matrix_view;
 mod mdev_cmd;
@@ -14,9 +15,7 @@ mod style;
 
 use std::process::ExitCode;
 
-use apmatrix_model::{
-    AdapterId, ApError, CpuModel, Effects, Host, Mask256, MaskKind, MatrixAxis, Op, Topology,
-};
+use apmatrix_model::{ApError, CpuModel, Effects, Host, Mask256, MaskKind, MatrixAxis, Topology};
 use clap::{ArgMatches, CommandFactory, FromArgMatches};
 use uuid::Uuid;
 
@@ -55,9 +54,9 @@ fn main() -> ExitCode {
         Err(e) => e.exit(),
     };
     let style = Style::new(cli.color);
-    if let Command::Exec { command } = &cli.command {
+    if let Command::Exec { command, scans } = &cli.command {
         let store = Store::new(cli.host.clone().unwrap_or_else(store::default_path));
-        return match serve::exec(store, command) {
+        return match serve::exec(store, command, !scans.no_periodic_scans) {
             Ok(code) => ExitCode::from(code.clamp(0, 255) as u8),
             Err(e) => report(&style, &e),
         };
@@ -107,7 +106,7 @@ fn run(cli: &Cli, matches: &ArgMatches, style: &Style) -> Result<String> {
     let json = |value: &dyn erased::Json| Ok(value.to_json());
     match &cli.command {
         Command::Demo { kernel } => Ok(demo::run(style, kernel)),
-        Command::Mount { dir } => serve::mount(store(), dir),
+        Command::Mount { dir, scans } => serve::mount(store(), dir, !scans.no_periodic_scans),
         Command::Check {
             config,
             sysfs,
@@ -198,55 +197,12 @@ fn run(cli: &Cli, matches: &ArgMatches, style: &Style) -> Result<String> {
             }
             Ok(matrix_view::render(&host, style))
         }
-        Command::Host(HostCommand::Card {
-            adapter,
-            event,
-            state,
-        }) => {
-            let on = *state == OnOff::On;
-            let adapter = AdapterId(*adapter);
-            let op = match event {
-                CardEvent::Config => Op::SetCardConfig {
-                    adapter,
-                    config: on.into(),
-                },
-                CardEvent::Online => Op::SetCardOnline {
-                    adapter,
-                    online: on.into(),
-                },
-                CardEvent::Checkstop => Op::SetCardCheckstop {
-                    adapter,
-                    chkstop: on,
-                },
-            };
-            let effects = store().update(|h| h.apply(&op))??;
-            let mut out = format!("card{adapter}: {event:?} {state:?}\n").to_lowercase();
-            out.push_str(&describe_effects(&effects));
-            Ok(out)
-        }
-        Command::Host(HostCommand::Domain { domain, change }) => {
-            let present = *change == AddRemove::Add;
-            let op = Op::SetLparDomain {
-                domain: *domain,
-                present,
-            };
-            store().update(|h| h.apply(&op))??;
-            let verb = if present { "gains" } else { "loses" };
-            Ok(format!(
-                "the LPAR {verb} usage domain {domain:#04x}; the bus shows it at its next scan \
-                 (apmatrix host scan, or echo 1 > /sys/bus/ap/scans)\n"
-            ))
-        }
-        Command::Host(HostCommand::Scan) => {
-            let (scans, effects) = store().update(|h| {
-                let effects = h.apply(&Op::Rescan)?;
-                Ok::<_, ApError>((h.scans(), effects))
-            })??;
-            Ok(format!(
-                "bus scan {scans} done\n{}",
-                describe_effects(&effects)
-            ))
-        }
+        Command::Host(
+            event @ (HostCommand::Card { .. }
+            | HostCommand::Domain { .. }
+            | HostCommand::Adapter { .. }
+            | HostCommand::Scan),
+        ) => host_events::run(event, &store()),
         Command::Mask(MaskCommand::Show) => {
             let host = store().load()?;
             if cli.json {

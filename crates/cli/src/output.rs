@@ -158,6 +158,9 @@ pub(crate) struct HostSummary {
     pub(crate) mdevs: usize,
     pub(crate) guests: usize,
     pub(crate) available_instances: u32,
+    /// HMC changes the bus sees at its next scan.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub(crate) waiting_for_scan: Vec<String>,
 }
 
 #[derive(Serialize)]
@@ -198,7 +201,44 @@ pub(crate) fn host_summary(host: &Host) -> HostSummary {
         mdevs: host.mdev_count(),
         guests: host.guests().count(),
         available_instances: host.available_instances(),
+        waiting_for_scan: waiting_for_scan(host),
     }
+}
+
+/// What the LPAR's configuration has that the bus has not scanned yet.
+fn waiting_for_scan(host: &Host) -> Vec<String> {
+    let (now, lpar) = (host.topology(), host.lpar());
+    let mut out = Vec::new();
+    for c in lpar.cards.values() {
+        match now.card(c.id) {
+            None => out.push(format!("adapter {} ({}) added", c.id, c.type_name())),
+            Some(o) if o.type_name() != c.type_name() => {
+                out.push(format!("adapter {} is now a {}", c.id, c.type_name()))
+            }
+            Some(o) if o.config != c.config => out.push(format!(
+                "card{} {}",
+                c.id,
+                if c.config {
+                    "configured"
+                } else {
+                    "deconfigured"
+                }
+            )),
+            Some(_) => {}
+        }
+    }
+    for c in now.cards.values().filter(|c| lpar.card(c.id).is_none()) {
+        out.push(format!("adapter {} removed", c.id));
+    }
+    for (domains, verb) in [
+        (lpar.usage_domains.and_not(&now.usage_domains), "added"),
+        (now.usage_domains.and_not(&lpar.usage_domains), "removed"),
+    ] {
+        if !domains.is_empty() {
+            out.push(format!("usage domains {} {verb}", domains.to_hex_list()));
+        }
+    }
+    out
 }
 
 pub(crate) fn host_text(host: &Host) -> String {
@@ -231,6 +271,12 @@ pub(crate) fn host_text(host: &Host) -> String {
         "mdevs: {} (available instances {}), guests: {}\n",
         s.mdevs, s.available_instances, s.guests
     ));
+    if !s.waiting_for_scan.is_empty() {
+        out.push_str(&format!(
+            "waiting for the next bus scan (HMC changes): {}\n",
+            s.waiting_for_scan.join(", ")
+        ));
+    }
     out
 }
 

@@ -55,15 +55,17 @@ fn block_termination_signals() -> libc::sigset_t {
 }
 
 /// `apmatrix mount DIR`: serves the host at DIR until SIGINT, SIGTERM or
-/// SIGHUP, or until someone unmounts DIR; then unmounts and returns.
-pub fn mount(store: Store, dir: &Path) -> Result<String, CliError> {
+/// SIGHUP, or until someone unmounts DIR; then unmounts and returns. The
+/// bus scans every `config_time` seconds meanwhile if `periodic_scans`.
+pub fn mount(store: Store, dir: &Path, periodic_scans: bool) -> Result<String, CliError> {
     check_fuse()?;
     let meta = fs::metadata(dir).map_err(|e| fail(format!("{}: {e}", dir.display())))?;
     if !meta.is_dir() {
         return Err(fail(format!("{} is not a directory", dir.display())));
     }
     let host_path = store.path().to_path_buf();
-    let (live, serving) = store.live(format!("apmatrix mount at {}", dir.display()))?;
+    let serving = format!("apmatrix mount at {}", dir.display());
+    let (live, serving) = store.live(serving, periodic_scans)?;
     let signals = block_termination_signals();
     let session = apmatrix_fuse::spawn(live, dir).map_err(|e| mount_error(dir, e))?;
     let mounted_dev = fs::metadata(dir).map(|m| m.dev()).ok();
@@ -101,14 +103,14 @@ pub fn mount(store: Store, dir: &Path) -> Result<String, CliError> {
 /// Nothing outlives it: CMD is killed if apmatrix dies (PR_SET_PDEATHSIG),
 /// the mounts vanish with the namespace, and the directory the tree is
 /// first mounted on is gone before CMD starts.
-pub fn exec(store: Store, command: &[String]) -> Result<i32, CliError> {
+pub fn exec(store: Store, command: &[String], periodic_scans: bool) -> Result<i32, CliError> {
     check_fuse()?;
     let (program, args) = command
         .split_first()
         .ok_or_else(|| CliError::Usage("exec needs a command to run".into()))?;
     // Must come first: unshare(CLONE_NEWNS) fails once the process has threads.
     enter_private_mount_namespace()?;
-    let (live, serving) = store.live(format!("apmatrix exec -- {program}"))?;
+    let (live, serving) = store.live(format!("apmatrix exec -- {program}"), periodic_scans)?;
     let work = tempdir()?;
     let tree = work.join("sys");
     let setup = (|| {

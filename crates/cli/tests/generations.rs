@@ -220,14 +220,28 @@ step deconfigured
 apmatrix host card 6 config off
 cat /sys/devices/ap/card06/config
 apmatrix guest lszcrypt Guest1 | awk '/^0/ { print $1 }'
+apmatrix host scan
+cat /sys/devices/ap/card06/config
+apmatrix guest lszcrypt Guest1 | awk '/^0/ { print $1 }'
 cat $m1/matrix
 cat $m1/guest_matrix
 
 step configured
-apmatrix host card 6 config on
+apmatrix host card 6 config on | cut -d';' -f1
+apmatrix guest lszcrypt Guest1 | awk '/^0/ { print $1 }'
 cat /sys/bus/ap/scans
 echo 1 > /sys/bus/ap/scans
 cat /sys/bus/ap/scans
+apmatrix guest lszcrypt Guest1 | awk '/^0/ { print $1 }'
+
+step adapter
+apmatrix host adapter 6 remove --scan
+test -e /sys/devices/ap/card06 || echo "card06 gone"
+cat $m1/matrix
+apmatrix host adapter 6 add --type CEX5A | cut -d';' -f1
+test -e /sys/devices/ap/card06 || echo "card06 not yet"
+echo 1 > /sys/bus/ap/scans
+readlink /sys/devices/ap/card06/06.0004/driver
 apmatrix guest lszcrypt Guest1 | awk '/^0/ { print $1 }'
 
 step checkstop
@@ -240,10 +254,12 @@ apmatrix host card 0x20 config off || true
 "###;
 
 /// Host events from the CLI while the tree is mounted (issue on
-/// generations, "host events"): a card deconfigured under a running guest
-/// leaves the guest while the mdev's matrix keeps it (kernel.md §6 "Queue
-/// removed from host"), and comes back when configured again; a
-/// check-stopped card reads offline but stays with its guest.
+/// generations, "host events"): a card deconfigured on the HMC under a
+/// running guest leaves the guest at the next scan while the mdev's matrix
+/// keeps it (kernel.md §6 "Queue removed from host"), and comes back after
+/// a scan when configured again; an adapter the LPAR loses takes its card
+/// and queues away at the scan and returns when added back; a check-stopped
+/// card reads offline but stays with its guest.
 #[test]
 fn card_events_under_a_running_guest() {
     if !fuse_usable() {
@@ -253,7 +269,14 @@ fn card_events_under_a_running_guest() {
     assert_eq!(
         section(&sections, "deconfigured"),
         [
-            "card06: config off",
+            "card06: config off; the bus sees it at its next scan (every config_time seconds, \
+             apmatrix host scan, or echo 1 > /sys/bus/ap/scans)",
+            "1",
+            "05",
+            "05.0004",
+            "06",
+            "06.0004",
+            "bus scan 2 done",
             "  guest Guest1: hot unplug 06.0004",
             "0",
             "note: adapter 06 is assigned but its card is deconfigured, so the guest does not get it",
@@ -268,9 +291,30 @@ fn card_events_under_a_running_guest() {
         section(&sections, "configured"),
         [
             "card06: config on",
-            "  guest Guest1: hot plug 06.0004",
-            "1",
+            "note: adapter 06 is assigned but its card is deconfigured, so the guest does not get it",
+            "05",
+            "05.0004",
             "2",
+            "3",
+            "05",
+            "05.0004",
+            "06",
+            "06.0004",
+        ]
+    );
+    assert_eq!(
+        section(&sections, "adapter"),
+        [
+            "the LPAR loses adapter 06",
+            "bus scan 4 done",
+            "  rebound vfio_ap -> no driver: 06.0004 06.0005 06.0006 06.0047 06.00ab 06.00ff",
+            "  guest Guest1: hot unplug 06.0004",
+            "card06 gone",
+            "05.0004",
+            "06.0004",
+            "the LPAR gains adapter 06, a CEX5A",
+            "card06 not yet",
+            "../../../../bus/ap/drivers/vfio_ap",
             "05",
             "05.0004",
             "06",
@@ -397,8 +441,8 @@ fn remove_waits_for_the_guest_on_new() {
 
 /// `check --sysfs DIR` tells the generation from the tree, and `--kernel`
 /// overrides it: masks that would take an APQN from an mdev left alone are
-/// an error where the kernel refuses the write, a warning of the leak where
-/// it accepts it (old).
+/// an error where the kernel refuses the write, and an error naming the
+/// leak where it accepts it (old: host and guest would share the queue).
 #[test]
 fn check_on_a_tree_follows_its_generation_or_kernel() {
     if !fuse_usable() {
@@ -415,13 +459,13 @@ fn check_on_a_tree_follows_its_generation_or_kernel() {
         apmatrix check $t/all-to-host.toml --sysfs /sys > $t/seen.txt 2>&1; echo "tree: $?"
         grep -c 'error: the masks would give the host APQN 05.0004' $t/seen.txt
         apmatrix check $t/all-to-host.toml --sysfs /sys --kernel 5.15 > $t/old.txt 2>&1; echo "5.15: $?"
-        grep -c 'warning: .*APQN 05.0004.*this kernel (old) accepts that' $t/old.txt
+        grep -c 'error: .*APQN 05.0004.*this kernel (old) accepts that' $t/old.txt
         rm -r $t
     "#;
     let text = exec("seed", script, &[]).stdout;
     assert_eq!(
         text.lines().collect::<Vec<_>>(),
-        ["tree: 1", "1", "5.15: 0", "1"],
+        ["tree: 1", "1", "5.15: 1", "1"],
         "{text}"
     );
 }

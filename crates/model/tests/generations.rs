@@ -470,7 +470,157 @@ fn lpar_domain_changes_show_at_the_next_scan() {
             "name = \"small\"\napxa = false\nusage_domains = \"1\"\ncontrol_domains = \"1\"\n";
         let mut h = Host::new(Topology::from_toml(small).unwrap(), profile);
         assert_eq!(errno(h.set_lpar_domain(16, true)), Errno::ENODEV);
-        assert_eq!(h.lpar_usage_domains(), h.topology().usage_domains);
+        assert_eq!(h.lpar().usage_domains, h.topology().usage_domains);
+    }
+}
+
+/// §9 bus scan and §6 "Queue removed from host": an adapter the LPAR
+/// loses on the HMC keeps its devices until the next scan; then its card
+/// and queues vanish and a running guest loses the whole adapter while the
+/// mdev's matrix keeps it; added back, it appears at the next scan, bound
+/// by the masks, and the guest gets it again. OLD gives the guest the raw
+/// matrix, so only its devices change there.
+#[test]
+fn lpar_adapter_changes_show_at_the_next_scan() {
+    for profile in PROFILES {
+        let name = profile.name;
+        let filters = profile.name != "old";
+        let mut host = walkthrough(profile);
+        start(&mut host, "Guest1", GUEST1);
+        let full = host.guest("Guest1").unwrap().crycb;
+        host.remove_lpar_adapter(AdapterId(5)).unwrap();
+        assert!(host.lpar_changed());
+        assert!(
+            host.has_card_device(AdapterId(5)),
+            "{name}: not before the scan"
+        );
+        assert_eq!(host.guest("Guest1").unwrap().crycb, full, "{name}");
+        let effects = host.scan();
+        assert!(!host.has_card_device(AdapterId(5)), "{name}");
+        assert!(!host.queue_exists(Apqn::new(5, 4)), "{name}");
+        assert_eq!(effects.rebound_queues(), 6, "{name}: 05.0004 .. 05.00ff go");
+        let crycb = host.guest("Guest1").unwrap().crycb;
+        assert_eq!(crycb.apm.contains(5), !filters, "{name}");
+        assert!(crycb.contains(Apqn::new(6, 4)), "{name}");
+        assert!(host.mdev(&uuid(GUEST1)).unwrap().contains(Apqn::new(5, 4)));
+        // Back as the same card: plugged in again.
+        host.add_lpar_adapter(apmatrix_model::Card::new(
+            AdapterId(5),
+            10 + 5 - 4,
+            apmatrix_model::CardMode::CcaCoproc,
+        ))
+        .unwrap();
+        assert!(!host.has_card_device(AdapterId(5)), "{name}");
+        let saved = Host::from_state(host.to_state()).unwrap();
+        assert_eq!(saved, host, "{name}: a pending change is saved");
+        host.scan();
+        assert_eq!(
+            host.topology().card(AdapterId(5)).unwrap().type_name(),
+            "CEX5C"
+        );
+        assert_eq!(
+            host.queue_driver(Apqn::new(5, 4)),
+            Some(Some(Driver::VfioAp))
+        );
+        assert_eq!(host.guest("Guest1").unwrap().crycb, full, "{name}");
+        // A new adapter: bound by the masks (apmask still gives it the host).
+        host.add_lpar_adapter(apmatrix_model::Card::new(
+            AdapterId(7),
+            13,
+            apmatrix_model::CardMode::Ep11Coproc,
+        ))
+        .unwrap();
+        host.rescan();
+        assert_eq!(
+            host.queue_driver(Apqn::new(7, 0x47)),
+            Some(Some(Driver::Cex4Queue))
+        );
+        // Refusals change nothing.
+        let before = host.clone();
+        let card = |id| {
+            apmatrix_model::Card::new(AdapterId(id), 12, apmatrix_model::CardMode::Accelerator)
+        };
+        assert_eq!(
+            errno(host.add_lpar_adapter(card(7))),
+            Errno::EINVAL,
+            "{name}: twice"
+        );
+        assert_eq!(errno(host.remove_lpar_adapter(AdapterId(9))), Errno::ENODEV);
+        assert_eq!(
+            errno(host.set_lpar_card_config(AdapterId(9), false)),
+            Errno::ENODEV
+        );
+        let small =
+            "name = \"small\"\napxa = false\nusage_domains = \"1\"\ncontrol_domains = \"1\"\n";
+        let mut h = Host::new(Topology::from_toml(small).unwrap(), profile);
+        assert_eq!(errno(h.add_lpar_adapter(card(64))), Errno::ENODEV, "{name}");
+        assert!(!h.lpar_changed());
+        assert_eq!(host, before, "{name}");
+        // Removed and added back before a scan: the scan sees no change.
+        host.remove_lpar_adapter(AdapterId(7)).unwrap();
+        host.add_lpar_adapter(apmatrix_model::Card::new(
+            AdapterId(7),
+            13,
+            apmatrix_model::CardMode::Ep11Coproc,
+        ))
+        .unwrap();
+        assert!(!host.lpar_changed(), "{name}");
+    }
+}
+
+/// §4 `config`, §9: a card deconfigured on the HMC stays configured for the
+/// host until the next scan updates its flag; then a running guest loses
+/// the adapter (it is no longer in the host's configuration) while the
+/// mdev's matrix keeps it; configured again, it returns after a scan. A
+/// write to the card's own `config` from the host takes effect at once and
+/// is not undone by an older HMC change the scan has not seen.
+#[test]
+fn hmc_card_config_shows_at_the_next_scan() {
+    for profile in PROFILES {
+        let name = profile.name;
+        let filters = profile.name != "old";
+        let mut host = walkthrough(profile);
+        start(&mut host, "Guest1", GUEST1);
+        let full = host.guest("Guest1").unwrap().crycb;
+        host.set_lpar_card_config(AdapterId(6), false).unwrap();
+        assert!(host.topology().card(AdapterId(6)).unwrap().config, "{name}");
+        assert_eq!(host.guest("Guest1").unwrap().crycb, full);
+        let effects = host.scan();
+        assert!(
+            !host.topology().card(AdapterId(6)).unwrap().config,
+            "{name}"
+        );
+        assert!(
+            host.has_card_device(AdapterId(6)),
+            "{name}: the device stays"
+        );
+        assert_eq!(effects.guest_updates.len(), usize::from(filters), "{name}");
+        let crycb = host.guest("Guest1").unwrap().crycb;
+        assert_eq!(crycb.apm.contains(6), !filters, "{name}");
+        assert!(host.mdev(&uuid(GUEST1)).unwrap().contains(Apqn::new(6, 4)));
+        host.set_lpar_card_config(AdapterId(6), true).unwrap();
+        assert_eq!(
+            host.guest("Guest1").unwrap().crycb,
+            crycb,
+            "{name}: not before the scan"
+        );
+        host.scan();
+        assert_eq!(host.guest("Guest1").unwrap().crycb, full, "{name}");
+        // The host's own write is not undone by the scan of an HMC change
+        // made before it (here: domain 7 added).
+        host.set_lpar_domain(7, true).unwrap();
+        host.write(WriteTarget::CardConfig(AdapterId(6)), b"0\n")
+            .unwrap();
+        assert!(
+            !host.topology().card(AdapterId(6)).unwrap().config,
+            "{name}"
+        );
+        host.scan();
+        assert!(
+            !host.topology().card(AdapterId(6)).unwrap().config,
+            "{name}"
+        );
+        assert!(host.queue_exists(Apqn::new(6, 7)), "{name}");
     }
 }
 

@@ -357,6 +357,9 @@ fn each_generation_has_its_attributes() {
         );
         assert_eq!(has(&format!("{mdev}/ap_config")), new, "{}", profile.name);
         if new {
+            // §1: the QCI facilities in the kernel's order; the host has
+            // APXA (no QACT, RC8A or APSB described).
+            assert_eq!(read_path(&host, "bus/ap/features").unwrap(), "APSC APXA\n");
             assert_eq!(
                 read_path(&host, "devices/vfio_ap/matrix/features").unwrap(),
                 "guest_matrix hotplug ap_config\n"

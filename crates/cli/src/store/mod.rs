@@ -22,6 +22,7 @@
 pub mod dir;
 mod owner;
 mod protocol;
+mod scan_timer;
 mod snapshot;
 #[cfg(test)]
 mod tests;
@@ -235,13 +236,19 @@ impl Store {
 
     /// Starts owning the host for a server: refuses if another server owns
     /// it, waits for a command that holds it. `serving` says what this
-    /// server is, for the message a second one gives.
-    pub fn live(&self, serving: String) -> Result<(LiveHost, Serving), StoreError> {
+    /// server is, for the message a second one gives. With `periodic_scans`
+    /// the bus scans every `config_time` seconds while it serves, as the
+    /// kernel does; without, only when asked (deterministic for tests).
+    pub fn live(
+        &self,
+        serving: String,
+        periodic_scans: bool,
+    ) -> Result<(LiveHost, Serving), StoreError> {
         let place = self.place(false)?;
         loop {
             match place.session(Need::Write)? {
                 Session::Local(lock) => {
-                    return owner::start(place, lock, serving);
+                    return owner::start(place, lock, serving, periodic_scans);
                 }
                 Session::Unlocked => unreachable!("writes need the lock"),
                 Session::Remote(mut server) => {

@@ -11,14 +11,15 @@ use std::io::{self, BufReader};
 use std::ops::Deref;
 use std::os::fd::AsRawFd;
 use std::os::unix::net::{UnixListener, UnixStream};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::thread::JoinHandle;
 
-use apmatrix_model::{Host, Written};
+use apmatrix_model::{Host, Op, Written};
 use apmatrix_sysfs::AccessError;
 use rustix::fs::FileType;
 
 use super::protocol::{self, Reply, Request};
+use super::scan_timer::{ScanClock, TICK};
 use super::snapshot::{self, Journal, COMPACT_AT};
 use super::{Place, StoreError};
 
@@ -92,6 +93,27 @@ impl Owned {
             }
             other => Ok(other),
         }
+    }
+
+    /// A change of the server's own (the periodic bus scan): applied and
+    /// journaled like a write through the tree.
+    fn apply(&mut self, op: &Op) -> Result<(), StoreError> {
+        if self.stopped() {
+            return Err(StoreError::Stopped);
+        }
+        let Ok(effects) = self.host.apply(op) else {
+            return Ok(());
+        };
+        self.generation += 1;
+        let written = Written {
+            op: Some(op.clone()),
+            effects,
+        };
+        if let Err(e) = self.make_durable(&written) {
+            self.reload()?;
+            return Err(e);
+        }
+        Ok(())
     }
 
     fn make_durable(&mut self, written: &Written) -> Result<(), StoreError> {
@@ -238,6 +260,7 @@ pub fn start(
     place: Place,
     lock_file: std::fs::File,
     serving: String,
+    periodic_scans: bool,
 ) -> Result<(LiveHost, Serving), StoreError> {
     let (loaded, journal) = load_to_append(&place)?;
     // We hold the lock, so a socket there is a dead server's (if ours).
@@ -279,6 +302,13 @@ pub fn start(
             .spawn(move || accept_loop(listener, shared, serving))
             .map_err(socket_io)?
     };
+    if periodic_scans {
+        let shared = Arc::downgrade(&shared);
+        std::thread::Builder::new()
+            .name("apmatrix-scans".into())
+            .spawn(move || scan_periodically(shared))
+            .map_err(socket_io)?;
+    }
     Ok((
         LiveHost {
             shared: shared.clone(),
@@ -306,6 +336,30 @@ fn accept_loop(listener: UnixListener, shared: Shared, serving: String) {
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
             Err(e) if e.kind() == io::ErrorKind::ConnectionAborted => {}
             Err(_) => return,
+        }
+    }
+}
+
+/// The bus's periodic scan, until the server stops or is gone.
+fn scan_periodically(shared: Weak<Mutex<Owned>>) {
+    let mut clock: Option<ScanClock> = None;
+    loop {
+        std::thread::sleep(TICK);
+        let Some(shared) = shared.upgrade() else {
+            return;
+        };
+        let Ok(mut owned) = lock(&shared) else {
+            return;
+        };
+        if owned.stopped() {
+            return;
+        }
+        let now = std::time::Instant::now();
+        let clock = clock.get_or_insert_with(|| ScanClock::new(&owned.host, now));
+        if clock.due(&owned.host, now) {
+            if let Err(e) = owned.apply(&Op::Rescan) {
+                crate::style::say(format_args!("apmatrix: the periodic bus scan failed: {e}"));
+            }
         }
     }
 }

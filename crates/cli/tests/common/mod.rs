@@ -141,7 +141,10 @@ pub fn exec(host: &Path, kernel: &str, script: &str, env: &[(&str, String)]) -> 
         std::env::var("PATH").unwrap_or_default()
     );
     let out = Command::new(bin)
-        .args(["--host", h, "exec", "--", "bash", "-c", script])
+        // Scans only when the script asks: its output must not depend on
+        // how long it ran.
+        .args(["--host", h, "exec", "--no-periodic-scans", "--"])
+        .args(["bash", "-c", script])
         .env("PATH", path)
         .env("APMATRIX_HOST", host)
         .env("LC_ALL", "C")

@@ -25,63 +25,6 @@ impl Bindings {
 }
 
 impl Host {
-    /// Completed bus scans (`/sys/bus/ap/scans`).
-    pub fn scans(&self) -> u64 {
-        self.scans
-    }
-
-    /// A bus scan: the kernel re-reads the configuration (QCI), makes
-    /// queue devices for usage domains the LPAR gained and drops those of
-    /// domains it lost, binds the new ones, and picks a default domain if it
-    /// has none yet (kernel.md §9). Returns the scan count.
-    pub fn rescan(&mut self) -> u64 {
-        self.scan();
-        self.scans
-    }
-
-    /// [`Host::rescan`], reporting the queues that appeared or vanished
-    /// and the running guests that followed (a vanished queue takes its
-    /// whole adapter from the guest; a returning one is plugged back,
-    /// kernel.md §6 "Queue removed from host").
-    pub fn scan(&mut self) -> Effects {
-        self.scans += 1;
-        let mut effects = Effects::default();
-        if let Some(usage) = self.lpar_usage_domains.take() {
-            self.topology.usage_domains = usage;
-            effects.rebinds = self.reprobe();
-            effects.guest_updates = self.refresh_guests_after(&effects.rebinds);
-            effects.reprobed = !effects.rebinds.is_empty();
-        }
-        if self.bus.default_domain.is_none() {
-            self.bus.default_domain = self.select_default_domain();
-        }
-        effects
-    }
-
-    /// The LPAR gains or loses a usage domain on the HMC. The bus sees it
-    /// at its next scan ([`Host::scan`]): until then nothing changes but
-    /// the hardware. ENODEV for a domain above the host's maximum.
-    pub fn set_lpar_domain(&mut self, domain: u8, present: bool) -> Result<(), ApError> {
-        self.id_in_range(crate::ids::MatrixAxis::Domain, domain.into())?;
-        let mut usage = self
-            .lpar_usage_domains
-            .unwrap_or(self.topology.usage_domains);
-        if present {
-            usage.set(domain);
-        } else {
-            usage.clear(domain);
-        }
-        self.lpar_usage_domains = (usage != self.topology.usage_domains).then_some(usage);
-        Ok(())
-    }
-
-    /// The LPAR's usage domains as the hardware has them, which the bus
-    /// shows after its next scan.
-    pub fn lpar_usage_domains(&self) -> Mask256 {
-        self.lpar_usage_domains
-            .unwrap_or(self.topology.usage_domains)
-    }
-
     /// Whether the queue device exists.
     pub fn queue_exists(&self, apqn: Apqn) -> bool {
         self.has_card_device(apqn.adapter) && self.topology.usage_domains.contains(apqn.domain.0)

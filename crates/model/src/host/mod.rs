@@ -5,7 +5,8 @@
 //! [`ApError`](crate::ApError) and leaves the host exactly as it was: all
 //! checks run before the first change.
 //!
-//! The rooms: `bus.rs` (masks, re-probe, binding), `mdevs.rs` (the mdevs
+//! The rooms: `bus.rs` (masks, re-probe, binding), `lpar.rs` (the LPAR's
+//! configuration on the hardware, and the bus scan), `mdevs.rs` (the mdevs
 //! and their matrices), `guests.rs` (guests, hot plug, the CRYCB),
 //! `occupancy.rs` (who holds each APQN), `rules.rs` (the kernel's decisions
 //! as queries, shared with `apmatrix check`), `op.rs` (every change as a
@@ -27,6 +28,7 @@ use crate::vfio::{CpuModel, Crycb, Mdev};
 
 mod bus;
 mod guests;
+mod lpar;
 mod mdevs;
 mod occupancy;
 mod op;
@@ -232,9 +234,9 @@ pub struct Host {
     guests: BTreeMap<String, Guest>,
     /// Queues bound to cex4queue whose zcrypt `online` is 0 (usually none).
     offline_queues: BTreeSet<Apqn>,
-    /// The LPAR's usage domains as the hardware (QCI) has them since an
-    /// HMC change, when the bus has not scanned since (kernel.md §9).
-    lpar_usage_domains: Option<Mask256>,
+    /// The LPAR's configuration as the hardware (QCI) has it since an HMC
+    /// change, when the bus has not scanned since (kernel.md §9).
+    lpar: Option<Box<Topology>>,
     // Derived from the above; rebuilt on load.
     configured: Mask256,
     bindings: Bindings,
@@ -280,7 +282,7 @@ impl Host {
             mdevs: BTreeMap::new(),
             guests: BTreeMap::new(),
             offline_queues: BTreeSet::new(),
-            lpar_usage_domains: None,
+            lpar: None,
             bindings: Bindings::new(),
             occupancy: Occupancy::new(),
             attached: HashMap::new(),

@@ -18,6 +18,7 @@ use crate::parse::{
     parse_ap_config, parse_create_uuid, parse_kstrtobool, parse_mask, parse_scanf_int,
 };
 use crate::profile::PollThreadInput;
+use crate::topology::CardMode;
 use crate::vfio::CpuModel;
 
 /// One change to a host. Values are as the kernel parsed them; their checks
@@ -145,6 +146,30 @@ pub enum Op {
         /// Added (true) or removed.
         present: bool,
     },
+    /// The LPAR gains an adapter on the HMC (`apmatrix host adapter ID add
+    /// --type CEX8C`); its card and queues appear at the next bus scan.
+    AddLparAdapter {
+        /// The adapter.
+        adapter: AdapterId,
+        /// Its card's compatible hwtype (CEX4 = 10 .. CEX8 = 14; 6..9 older).
+        hwtype: u8,
+        /// What the card's firmware runs as.
+        mode: CardMode,
+    },
+    /// The LPAR loses an adapter on the HMC; its devices vanish at the
+    /// next bus scan.
+    RemoveLparAdapter {
+        /// The adapter.
+        adapter: AdapterId,
+    },
+    /// A card is configured or deconfigured on the HMC (`apmatrix host card
+    /// ID config on|off`); the host sees it at the next bus scan.
+    SetLparCardConfig {
+        /// The card.
+        adapter: AdapterId,
+        /// Configured or not.
+        configured: bool,
+    },
     /// The card enters or leaves the check-stopped state (a hardware
     /// event, `apmatrix host card ID checkstop on|off`; kernel.md §4, §9:
     /// the bus updates the flag in place at its next scan).
@@ -154,7 +179,8 @@ pub enum Op {
         /// Check-stopped or not.
         chkstop: bool,
     },
-    /// A card's `config` (SCLP configure / deconfigure).
+    /// A write to a card's `config` (SCLP configure / deconfigure from this
+    /// host; the machine's notification makes the bus follow at once).
     SetCardConfig {
         /// The card.
         adapter: AdapterId,
@@ -409,6 +435,20 @@ impl Host {
             Op::SetLparDomain { domain, present } => {
                 self.set_lpar_domain(*domain, *present).map(|()| none)
             }
+            Op::AddLparAdapter {
+                adapter,
+                hwtype,
+                mode,
+            } => self
+                .add_lpar_adapter(crate::topology::Card::new(*adapter, *hwtype, *mode))
+                .map(|()| none),
+            Op::RemoveLparAdapter { adapter } => self.remove_lpar_adapter(*adapter).map(|()| none),
+            Op::SetLparCardConfig {
+                adapter,
+                configured,
+            } => self
+                .set_lpar_card_config(*adapter, *configured)
+                .map(|()| none),
             Op::SetCardOnline { adapter, online } => {
                 self.set_card_online(*adapter, *online).map(|()| none)
             }
@@ -551,6 +591,7 @@ impl Host {
         }
         card.config = config == 1;
         self.configured = self.topology.configured_adapters();
+        self.lpar_follows_card_config(adapter, config == 1);
         let touched: Vec<Uuid> = self
             .attached
             .keys()

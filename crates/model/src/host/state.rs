@@ -54,9 +54,13 @@ pub struct HostState {
     /// Queues under cex4queue set offline (zcrypt `online` = 0).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub offline_queues: Vec<Apqn>,
-    /// The LPAR's usage domains since an HMC change the bus has not scanned
-    /// yet; absent when the bus is up to date.
+    /// The LPAR's configuration since an HMC change the bus has not
+    /// scanned yet; absent when the bus is up to date.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lpar: Option<Topology>,
+    /// The form earlier versions saved a pending usage-domain change in;
+    /// read, never written.
+    #[serde(default, skip_serializing)]
     pub lpar_usage_domains: Option<Mask256>,
     /// A token a store may write to tell one saved state from the next
     /// (the journal of operations names the state it continues). Not part
@@ -92,7 +96,8 @@ impl Host {
                 })
                 .collect(),
             offline_queues: self.offline_queues.iter().copied().collect(),
-            lpar_usage_domains: self.lpar_usage_domains,
+            lpar: self.lpar.as_deref().cloned(),
+            lpar_usage_domains: None,
             saved_as: None,
         }
     }
@@ -179,16 +184,27 @@ impl Host {
             host.start_guest(&g.name, g.mdev, g.cpu)
                 .map_err(|e| StateError(format!("guest {}: {e}", g.name)))?;
         }
+        let mut lpar = state.lpar;
         if let Some(usage) = state.lpar_usage_domains {
-            if let Some(d) = usage
-                .last()
-                .filter(|d| *d > host.max_id(MatrixAxis::Domain))
+            let l = lpar.get_or_insert_with(|| host.topology.clone());
+            l.usage_domains = usage;
+        }
+        if let Some(lpar) = lpar {
+            let t = &host.topology;
+            if (lpar.apxa, lpar.max_adapter_id(), lpar.max_domain_id())
+                != (t.apxa, t.max_adapter_id(), t.max_domain_id())
             {
+                return err(
+                    "the LPAR's pending configuration has other maximum ids than the host".into(),
+                );
+            }
+            if let Some(d) = lpar.usage_domains.last().filter(|d| *d > t.max_domain_id()) {
                 return err(format!(
                     "LPAR usage domain {d} is above the host's maximum domain number"
                 ));
             }
-            host.lpar_usage_domains = (usage != host.topology.usage_domains).then_some(usage);
+            host.lpar = Some(Box::new(lpar));
+            host.forget_lpar_if_seen();
         }
         for apqn in state.offline_queues {
             if host.queue_driver(apqn) != Some(Some(Driver::Cex4Queue)) {

@@ -136,7 +136,7 @@ fn max_id() -> u64 {
     255
 }
 fn default_depth() -> u8 {
-    8
+    super::DEFAULT_DEPTH
 }
 fn is_default_boot(b: &BootParameters) -> bool {
     *b == BootParameters::default()

@@ -87,6 +87,9 @@ pub mod functions {
     pub const APXA: u32 = 0x0200_0000;
 }
 
+/// The TAPQ queue depth a card has unless its description says otherwise.
+pub const DEFAULT_DEPTH: u8 = 8;
+
 /// One crypto card (adapter) of the host.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Card {
@@ -110,6 +113,21 @@ pub struct Card {
 }
 
 impl Card {
+    /// A card of this type as the LPAR gets it on the HMC: configured,
+    /// online, not check-stopped, its mode's usual functions, queue depth 8.
+    pub fn new(id: AdapterId, hwtype: u8, mode: CardMode) -> Card {
+        Card {
+            id,
+            hwtype,
+            mode,
+            functions: mode.default_functions(),
+            depth: DEFAULT_DEPTH,
+            online: true,
+            config: true,
+            chkstop: false,
+        }
+    }
+
     /// The kernel's type string: `CEX5C`, `CEX8P`, ...
     pub fn type_name(&self) -> String {
         card_type_name(self.hwtype, self.mode)
