@@ -40,7 +40,7 @@ pub(crate) struct Cli {
 pub(crate) enum Command {
     /// Replay the seed document's walkthrough on a fresh in-memory host
     Demo {
-        /// The kernel whose rules apply: seed, old, dyn, new, or a version such as 5.15 or 6.12
+        /// The kernel whose rules apply: seed, old, old-5.15, dyn, new, or a version such as 5.15 or 6.12
         #[arg(long, value_name = "NAME|VERSION", value_parser = kernel_profile, default_value = "seed")]
         kernel: &'static KernelProfile,
     },
@@ -110,7 +110,7 @@ pub(crate) enum Command {
         /// DIR/mdevctl.d/matrix and DIR/udev/rules.d/41-ap.rules [default with --sysfs /sys: /etc]
         #[arg(long, value_name = "DIR")]
         etc: Option<PathBuf>,
-        /// With --sysfs: the kernel whose rules apply (seed, old, dyn, new, or a version), if not the one its attributes tell
+        /// With --sysfs: the kernel whose rules apply (seed, old, old-5.15, dyn, new, or a version), if not the one its attributes tell
         #[arg(long, value_name = "NAME|VERSION", value_parser = kernel_profile, requires = "sysfs")]
         kernel: Option<&'static KernelProfile>,
     },
@@ -119,7 +119,7 @@ pub(crate) enum Command {
         config: PathBuf,
         #[arg(long, value_name = "DIR")]
         sysfs: Option<PathBuf>,
-        /// With --sysfs: the kernel whose rules apply (seed, old, dyn, new, or a version), if not the one its attributes tell
+        /// With --sysfs: the kernel whose rules apply (seed, old, old-5.15, dyn, new, or a version), if not the one its attributes tell
         #[arg(long, value_name = "NAME|VERSION", value_parser = kernel_profile, requires = "sysfs")]
         kernel: Option<&'static KernelProfile>,
     },
@@ -131,7 +131,7 @@ pub(crate) enum Command {
         /// Only say what would be written
         #[arg(long)]
         dry_run: bool,
-        /// With --sysfs: the kernel whose rules apply (seed, old, dyn, new, or a version), if not the one its attributes tell
+        /// With --sysfs: the kernel whose rules apply (seed, old, old-5.15, dyn, new, or a version), if not the one its attributes tell
         #[arg(long, value_name = "NAME|VERSION", value_parser = kernel_profile, requires = "sysfs")]
         kernel: Option<&'static KernelProfile>,
     },
@@ -163,7 +163,7 @@ pub(crate) enum HostCommand {
         /// A host description (see docs/host-description.md)
         #[arg(long, value_name = "FILE")]
         from: Option<PathBuf>,
-        /// The kernel whose rules the host follows: seed (the default), old, dyn, new, or a version such as 5.15 or 6.12
+        /// The kernel whose rules the host follows: seed (the default), old, old-5.15, dyn, new, or a version such as 5.15 or 6.12
         #[arg(long, value_name = "NAME|VERSION", value_parser = kernel_profile, default_value = "seed")]
         kernel: &'static KernelProfile,
         /// Replace an existing host

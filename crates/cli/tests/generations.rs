@@ -120,9 +120,9 @@ fn the_documents_commands_on_every_generation() {
         return;
     }
     let without_5_6 = format!("0xf9{}", "f".repeat(62));
-    for kernel in ["seed", "5.15", "6.8", "6.12"] {
+    for kernel in ["seed", "5.10", "5.15", "6.8", "6.12"] {
         let s = run(kernel);
-        let old = kernel == "5.15";
+        let old = kernel.starts_with("5.");
         let new = kernel == "6.12";
         assert_eq!(section(&s, "setup"), ["05.0004", "05.00ab"], "{kernel}");
 
@@ -166,7 +166,7 @@ fn the_documents_commands_on_every_generation() {
                     "1"
                 ]
             ),
-            "5.15" => {
+            "5.10" | "5.15" => {
                 // Accepted: adapter 5 is the host's again, yet the running
                 // guest still lists both of its queues: the leak.
                 let with_5 = format!("0xfd{}", "f".repeat(62));
@@ -394,21 +394,22 @@ test -e $m1 || echo "gone"
 "###;
 
 /// kernel.md §5: since ≈5.15 a write to `remove` while the guest runs
-/// waits until the guest releases the device (dyn, new); the write blocks
+/// waits until the guest releases the device (old-5.15, dyn, new); the write blocks
 /// in the mounted tree until `apmatrix guest stop` from another process,
 /// a writer killed meanwhile removes nothing, and the CLI's own
-/// `mdev remove` waits up to its timeout. On old and seed it is EBUSY.
+/// `mdev remove` waits up to its timeout. Before 5.15 and on seed it is EBUSY.
 #[test]
 fn remove_waits_for_the_guest_on_new() {
     if !fuse_usable() {
         return;
     }
-    for kernel in ["new", "seed"] {
-        let waits = if kernel == "new" { "1" } else { "0" };
+    for kernel in ["new", "5.15", "seed", "5.10"] {
+        let waiting = matches!(kernel, "new" | "5.15");
+        let waits = if waiting { "1" } else { "0" };
         let ran = exec(kernel, REMOVE, &[("WAITS", waits.to_string())]);
         let (text, errors) = (ran.stdout, ran.stderr);
         let lines: Vec<&str> = text.lines().collect();
-        if kernel == "new" {
+        if waiting {
             assert_eq!(
                 lines,
                 [
@@ -459,7 +460,7 @@ fn check_on_a_tree_follows_its_generation_or_kernel() {
         apmatrix check $t/all-to-host.toml --sysfs /sys > $t/seen.txt 2>&1; echo "tree: $?"
         grep -c 'error: the masks would give the host APQN 05.0004' $t/seen.txt
         apmatrix check $t/all-to-host.toml --sysfs /sys --kernel 5.15 > $t/old.txt 2>&1; echo "5.15: $?"
-        grep -c 'error: .*APQN 05.0004.*this kernel (old) accepts that' $t/old.txt
+        grep -c 'error: .*APQN 05.0004.*this kernel (old-5.15) accepts that' $t/old.txt
         rm -r $t
     "#;
     let text = exec("seed", script, &[]).stdout;

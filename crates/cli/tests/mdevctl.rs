@@ -993,7 +993,7 @@ fn mdevctl_14_lifecycle_on_every_generation() {
     if !prerequisites(bin.as_deref(), "mdevctl 1.4.0") {
         return;
     }
-    for kernel in ["old", "dyn", "new"] {
+    for kernel in ["old", "old-5.15", "dyn", "new"] {
         let mut s = RootSession::of(bin.clone().unwrap(), kernel);
         lifecycle(&mut s, "5f2a4d3e-9c1b-4e8f-a6d7-0b1c2d3e4f51");
         s.finish();

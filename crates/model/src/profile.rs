@@ -181,7 +181,8 @@ pub const SEED: KernelProfile = KernelProfile {
     kernels: "the 2020 dynamic-configuration series (PATCH v11/v12), never merged as such",
 };
 
-/// The original 2018 semantics, Linux 4.20 to 5.19 (kernel.md "OLD").
+/// The original 2018 semantics, Linux 4.20 to 5.14 (kernel.md "OLD"; its
+/// `remove` as read in the ≈5.10 sources).
 pub const OLD: KernelProfile = KernelProfile {
     name: "old",
     summary: "vfio_ap before dynamic configuration: availability means bound to vfio_ap, \
@@ -210,7 +211,40 @@ pub const OLD: KernelProfile = KernelProfile {
         ap_config: false,
         matrix_features: false,
     },
-    kernels: "Linux 4.20 to 5.19 (RHEL 8, Ubuntu 20.04 and 22.04, SLES 15 SP4)",
+    kernels: "Linux 4.20 to 5.14 (RHEL 8 and 9, Ubuntu 20.04, SLES 15 SP4)",
+};
+
+/// OLD as from Linux 5.15 to 5.19: the same vfio_ap rules, but since the
+/// mdev core's conversion (≈5.15, kernel.md §5, boundary inferred) a write
+/// to `remove` waits for the guest to release the device instead of
+/// returning EBUSY.
+pub const OLD_5_15: KernelProfile = KernelProfile {
+    name: "old-5.15",
+    summary: "as old, but remove while a guest runs waits for the guest to let go",
+    mask_reclaim: MaskReclaim::Allow,
+    unchanged_mask_skips_reprobe: false,
+    availability: Availability::BoundToVfioAp,
+    running_guest: RunningGuest::Refuse(Errno::EBUSY),
+    reassign_revalidates: true,
+    remove_while_running: RemoveWhileRunning::WaitForRelease,
+    instances_exhausted: Errno::EPERM,
+    max_instances: 65536,
+    guest_filter: GuestFilter::Unfiltered,
+    vfio_ap_min_hwtype: 10,
+    vfio_ap_max_hwtype: 13,
+    bus_min_hwtype: 0,
+    queue_in_use: QueueInUse::Attached,
+    poll_thread_input: PollThreadInput::ScanfInt,
+    poll_timeout_min: 1,
+    sysfs: SysfsAttributes {
+        bus_scans_and_bindings: false,
+        bus_features: false,
+        guest_matrix: false,
+        queue_status: false,
+        ap_config: false,
+        matrix_features: false,
+    },
+    kernels: "Linux 5.15 to 5.19 (Ubuntu 22.04)",
 };
 
 /// Dynamic configuration as merged, Linux 6.0 to 6.9 (kernel.md "DYN").
@@ -280,7 +314,7 @@ pub const NEW: KernelProfile = KernelProfile {
 };
 
 /// Profiles users can choose by name; the first is the default.
-pub const PROFILES: &[&KernelProfile] = &[&SEED, &OLD, &DYN, &NEW];
+pub const PROFILES: &[&KernelProfile] = &[&SEED, &OLD, &OLD_5_15, &DYN, &NEW];
 
 /// A profile by name (`seed`, `old`, `dyn`, `new`) or by the kernel version
 /// that behaves so (`5.15`, `6.8.0-31-generic`, `6.12`).
@@ -304,7 +338,8 @@ pub fn for_kernel(text: &str) -> Result<&'static KernelProfile, String> {
         (0..=3, _) | (4, 0..=19) => Err(format!(
             "kernel {text}: vfio_ap appeared in Linux 4.20; there is no vfio_ap to emulate before it"
         )),
-        (4, _) | (5, _) => Ok(&OLD),
+        (4, _) | (5, 0..=14) => Ok(&OLD),
+        (5, _) => Ok(&OLD_5_15),
         (6, 0..=9) => Ok(&DYN),
         _ => Ok(&NEW),
     }
@@ -331,9 +366,11 @@ mod tests {
             ("seed", "seed"),
             ("old", "old"),
             ("4.20", "old"),
-            ("5.15", "old"),
             ("5.14.0-427.el9.s390x", "old"),
-            ("5.19", "old"),
+            ("5.15", "old-5.15"),
+            ("5.15.0-91-generic", "old-5.15"),
+            ("5.19", "old-5.15"),
+            ("old-5.15", "old-5.15"),
             ("6.0", "dyn"),
             ("6.8.0-31-generic", "dyn"),
             ("6.9", "dyn"),
@@ -346,7 +383,7 @@ mod tests {
         for bad in ["", "6", "six.two", "upstream", "6.x"] {
             let e = for_kernel(bad).unwrap_err();
             assert!(
-                e.contains(&format!("{bad:?}")) && e.contains("seed, old, dyn, new"),
+                e.contains(&format!("{bad:?}")) && e.contains("seed, old, old-5.15, dyn, new"),
                 "{e}"
             );
         }
