@@ -74,6 +74,10 @@ pub struct SysfsAttributes {
     pub ap_config: bool,
     /// The matrix device's `features` (NEW).
     pub matrix_features: bool,
+    /// The mdev bus driver an mdev is bound to: the generic `vfio_mdev`
+    /// until vfio_ap registered its own `vfio_ap_mdev` in the conversion
+    /// that also made `remove` wait (≈5.15, kernel.md §5; boundary [I]).
+    pub mdev_driver: &'static str,
 }
 
 /// What `remove` does while a guest uses the mdev (kernel.md §5).
@@ -177,6 +181,7 @@ pub const SEED: KernelProfile = KernelProfile {
         queue_status: true,
         ap_config: false,
         matrix_features: false,
+        mdev_driver: "vfio_mdev",
     },
     kernels: "the 2020 dynamic-configuration series (PATCH v11/v12), never merged as such",
 };
@@ -210,6 +215,7 @@ pub const OLD: KernelProfile = KernelProfile {
         queue_status: false,
         ap_config: false,
         matrix_features: false,
+        mdev_driver: "vfio_mdev",
     },
     kernels: "Linux 4.20 to 5.14 (RHEL 8 and 9, Ubuntu 20.04, SLES 15 SP4)",
 };
@@ -243,6 +249,7 @@ pub const OLD_5_15: KernelProfile = KernelProfile {
         queue_status: false,
         ap_config: false,
         matrix_features: false,
+        mdev_driver: "vfio_ap_mdev",
     },
     kernels: "Linux 5.15 to 5.19 (Ubuntu 22.04)",
 };
@@ -278,6 +285,7 @@ pub const DYN: KernelProfile = KernelProfile {
         queue_status: true,
         ap_config: false,
         matrix_features: false,
+        mdev_driver: "vfio_ap_mdev",
     },
     kernels: "Linux 6.0 to 6.9 (Ubuntu 24.04, SLES 15 SP6)",
 };
@@ -309,6 +317,7 @@ pub const NEW: KernelProfile = KernelProfile {
         queue_status: true,
         ap_config: true,
         matrix_features: true,
+        mdev_driver: "vfio_ap_mdev",
     },
     kernels: "Linux 6.10 and later (RHEL 10, current upstream; `features` from 6.12)",
 };

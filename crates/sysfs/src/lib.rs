@@ -25,8 +25,11 @@ pub use attrs::{
 };
 pub use view::{list_path, lookup, read_path, resolve_path, write_path, AccessError, SysfsView};
 
-/// The mdev bus's driver for vfio_ap mdevs (an mdev's `driver` link).
-pub const VFIO_MDEV_DRIVER: &str = "vfio_mdev";
+/// The mdev bus's driver for vfio_ap mdevs (an mdev's `driver` link): the
+/// generation's ([`SysfsAttributes::mdev_driver`](apmatrix_model::profile::SysfsAttributes)).
+fn mdev_driver(host: &Host) -> &'static str {
+    host.profile().sysfs.mdev_driver
+}
 
 /// A directory of the tree.
 #[derive(Copy, Clone, Debug, PartialEq, Eq, Hash)]
@@ -49,7 +52,8 @@ pub enum Dir {
     BusMdevDevices,
     /// `bus/mdev/drivers`.
     BusMdevDrivers,
-    /// `bus/mdev/drivers/vfio_mdev`: links to the mdevs it binds (all of them).
+    /// `bus/mdev/drivers/vfio_mdev` (`vfio_ap_mdev` from 5.15): links to the
+    /// mdevs it binds (all of them).
     VfioMdevDriver,
     /// `devices`: the AP and vfio_ap device trees.
     Devices,
@@ -228,7 +232,9 @@ pub fn child(host: &Host, dir: Dir, name: &str) -> Option<Node> {
             let u = parse_mdev_name(name).filter(|u| host.mdev(u).is_some())?;
             link(format!("../../../devices/vfio_ap/matrix/{u}"))
         }
-        Dir::BusMdevDrivers => (name == VFIO_MDEV_DRIVER).then_some(Node::Dir(Dir::VfioMdevDriver)),
+        Dir::BusMdevDrivers => {
+            (name == mdev_driver(host)).then_some(Node::Dir(Dir::VfioMdevDriver))
+        }
         Dir::VfioMdevDriver => {
             let u = parse_mdev_name(name).filter(|u| host.mdev(u).is_some())?;
             link(format!("../../../../devices/vfio_ap/matrix/{u}"))
@@ -288,7 +294,10 @@ pub fn child(host: &Host, dir: Dir, name: &str) -> Option<Node> {
                 "../mdev_supported_types/{}",
                 apmatrix_model::vfio::MDEV_TYPE
             )),
-            "driver" => link(format!("../../../../bus/mdev/drivers/{VFIO_MDEV_DRIVER}")),
+            "driver" => link(format!(
+                "../../../../bus/mdev/drivers/{}",
+                mdev_driver(host)
+            )),
             "subsystem" => link("../../../../bus/mdev".into()),
             "iommu_group" => {
                 let group = host.mdev(&u)?.iommu_group;
@@ -372,7 +381,7 @@ pub fn children(host: &Host, dir: Dir) -> Vec<(String, Kind)> {
                 add(m.uuid.to_string(), Kind::Link);
             }
         }
-        Dir::BusMdevDrivers => add(VFIO_MDEV_DRIVER.into(), Kind::Dir),
+        Dir::BusMdevDrivers => add(mdev_driver(host).into(), Kind::Dir),
         Dir::Devices => {
             add("ap".into(), Kind::Dir);
             add("vfio_ap".into(), Kind::Dir);

@@ -254,6 +254,7 @@ fn old_profile_attributes_are_absent() {
             queue_status: false,
             ap_config: false,
             matrix_features: false,
+            mdev_driver: "vfio_mdev",
         },
         ..SEED
     };
@@ -317,14 +318,15 @@ fn attributes_print_as_listed(host: &Host, seen: &mut std::collections::HashSet<
     }
 }
 
-/// kernel.md §1, §5, §6: which attributes each generation has. OLD lacks
+/// kernel.md §1, §5, §6: which attributes each generation has, and which
+/// mdev driver binds its mdevs. OLD lacks
 /// `scans`, `bindings`, `guest_matrix` and a vfio_ap queue's `status`; only
 /// NEW has `bus/ap/features`, the matrix device's `features` and
 /// `ap_config`, which prints the three masks as ap-check writes them.
 #[test]
 fn each_generation_has_its_attributes() {
-    use apmatrix_model::profile::{DYN, NEW, OLD};
-    for profile in [&OLD, &SEED, &DYN, &NEW] {
+    use apmatrix_model::profile::{DYN, NEW, OLD, OLD_5_15};
+    for profile in [&OLD, &OLD_5_15, &SEED, &DYN, &NEW] {
         let mut host = Host::new(Topology::seed_example(), profile);
         host.write_mask(MaskKind::Apmask, b"-5").unwrap();
         let u = host.write_create(UUID1.as_bytes()).unwrap().unwrap();
@@ -356,6 +358,23 @@ fn each_generation_has_its_attributes() {
             profile.name
         );
         assert_eq!(has(&format!("{mdev}/ap_config")), new, "{}", profile.name);
+        // §5: the generic vfio_mdev driver until vfio_ap's own (≈5.15).
+        let driver = if matches!(profile.name, "old" | "seed") {
+            "vfio_mdev"
+        } else {
+            "vfio_ap_mdev"
+        };
+        assert_eq!(
+            lookup(&host, &format!("{mdev}/driver")),
+            Some(Node::Link(format!("../../../../bus/mdev/drivers/{driver}"))),
+            "{}",
+            profile.name
+        );
+        assert!(
+            has(&format!("bus/mdev/drivers/{driver}/{u}")),
+            "{}",
+            profile.name
+        );
         if new {
             // §1: the QCI facilities in the kernel's order; the host has
             // APXA (no QACT, RC8A or APSB described).
