@@ -59,6 +59,14 @@ fn walkthrough(profile: &'static KernelProfile) -> Host {
     host
 }
 
+/// The walkthrough with Guest1 running on its mdev, and Guest1's CRYCB.
+fn guest1_running(profile: &'static KernelProfile) -> (Host, apmatrix_model::Crycb) {
+    let mut host = walkthrough(profile);
+    start(&mut host, "Guest1", GUEST1);
+    let crycb = host.guest("Guest1").unwrap().crycb;
+    (host, crycb)
+}
+
 fn start(host: &mut Host, name: &str, mdev: u128) {
     host.start_guest(name, Some(uuid(mdev)), CpuModel::default())
         .unwrap();
@@ -492,11 +500,8 @@ fn lpar_domain_changes_show_at_the_next_scan() {
 #[test]
 fn lpar_adapter_changes_show_at_the_next_scan() {
     for profile in PROFILES {
-        let name = profile.name;
-        let filters = era(profile) != "old";
-        let mut host = walkthrough(profile);
-        start(&mut host, "Guest1", GUEST1);
-        let full = host.guest("Guest1").unwrap().crycb;
+        let (name, filters) = (profile.name, era(profile) != "old");
+        let (mut host, full) = guest1_running(profile);
         host.remove_lpar_adapter(AdapterId(5)).unwrap();
         assert!(host.lpar_changed());
         assert!(
@@ -586,11 +591,8 @@ fn lpar_adapter_changes_show_at_the_next_scan() {
 #[test]
 fn hmc_card_config_shows_at_the_next_scan() {
     for profile in PROFILES {
-        let name = profile.name;
-        let filters = era(profile) != "old";
-        let mut host = walkthrough(profile);
-        start(&mut host, "Guest1", GUEST1);
-        let full = host.guest("Guest1").unwrap().crycb;
+        let (name, filters) = (profile.name, era(profile) != "old");
+        let (mut host, full) = guest1_running(profile);
         host.set_lpar_card_config(AdapterId(6), false).unwrap();
         assert!(host.topology().card(AdapterId(6)).unwrap().config, "{name}");
         assert_eq!(host.guest("Guest1").unwrap().crycb, full);
