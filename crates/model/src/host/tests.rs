@@ -66,6 +66,40 @@ fn state_round_trip_is_exact() {
     assert_eq!(again, h);
 }
 
+/// A pending HMC change is saved and loaded with the host; one that could
+/// not be this host's (other maximum ids) is refused; the form earlier
+/// versions wrote (`lpar_usage_domains`) still loads.
+#[test]
+fn pending_lpar_changes_load_checked() {
+    let mut h = Host::seed_example();
+    h.add_lpar_adapter(crate::topology::Card::new(
+        AdapterId(9),
+        14,
+        crate::topology::CardMode::CcaCoproc,
+    ))
+    .unwrap();
+    let state = h.to_state();
+    assert!(state.lpar.is_some());
+    assert_eq!(Host::from_state(state.clone()).unwrap(), h);
+
+    let mut other = state.clone();
+    other.lpar.as_mut().unwrap().apxa = false;
+    let e = Host::from_state(other).unwrap_err().to_string();
+    assert!(e.contains("other maximum ids"), "{e}");
+
+    let mut legacy = Host::seed_example().to_state();
+    let mut usage = legacy.topology.usage_domains;
+    usage.set(9);
+    legacy.lpar_usage_domains = Some(usage);
+    let loaded = Host::from_state(legacy).unwrap();
+    assert!(loaded.lpar_changed());
+    assert!(loaded.lpar().usage_domains.contains(9));
+    assert!(
+        loaded.to_state().lpar_usage_domains.is_none(),
+        "written in the new form"
+    );
+}
+
 #[test]
 fn state_validation_refuses_insecure_files() {
     let mut h = Host::seed_example();
