@@ -4,10 +4,10 @@
 //! scan (kernel.md §9), which `--scan` runs at once, as the machine's
 //! configuration-change notification makes the kernel do.
 
-use apmatrix_model::{AdapterId, ApError, Card, Op};
+use apmatrix_model::{AdapterId, ApError, Card, Effects, Op};
 
 use crate::cli::{AddRemove, CardEvent, HostCommand, OnOff};
-use crate::output::describe_effects;
+use crate::output::{describe_effects, waiting_for_scan};
 use crate::store::Store;
 use crate::{CliError, Result};
 
@@ -92,32 +92,39 @@ pub(crate) fn run(cmd: &HostCommand, store: &Store) -> Result<String> {
             (op, what, Some(scan.scan))
         }
         HostCommand::Scan => {
-            let (scans, effects) = store.update(|h| {
+            let (scans, adopted, effects) = store.update(|h| {
+                let adopted = waiting_for_scan(h);
                 let effects = h.apply(&Op::Rescan)?;
-                Ok::<_, ApError>((h.scans(), effects))
+                Ok::<_, ApError>((h.scans(), adopted, effects))
             })??;
-            return Ok(format!(
-                "bus scan {scans} done\n{}",
-                describe_effects(&effects)
-            ));
+            return Ok(scan_report(scans, &adopted, &effects));
         }
         _ => unreachable!("only host events come here"),
     };
-    let (effects, scans) = store.update(|h| {
+    let (effects, scans, adopted) = store.update(|h| {
         let mut effects = h.apply(&op)?;
+        let mut adopted = Vec::new();
         if scan == Some(true) {
+            adopted = waiting_for_scan(h);
             let scanned = h.apply(&Op::Rescan)?;
             effects.rebinds.extend(scanned.rebinds);
             effects.guest_updates.extend(scanned.guest_updates);
         }
-        Ok::<_, ApError>((effects, h.scans()))
+        Ok::<_, ApError>((effects, h.scans(), adopted))
     })??;
     Ok(match scan {
         None => format!("{what}\n{}", describe_effects(&effects)),
         Some(false) => format!("{what}; {WHEN}\n"),
-        Some(true) => format!(
-            "{what}\nbus scan {scans} done\n{}",
-            describe_effects(&effects)
-        ),
+        Some(true) => format!("{what}\n{}", scan_report(scans, &adopted, &effects)),
     })
+}
+
+/// A scan's report: the HMC changes it adopted, then what moved.
+fn scan_report(scans: u64, adopted: &[String], effects: &Effects) -> String {
+    let seen = if adopted.is_empty() {
+        String::new()
+    } else {
+        format!(": {}", adopted.join(", "))
+    };
+    format!("bus scan {scans} done{seen}\n{}", describe_effects(effects))
 }

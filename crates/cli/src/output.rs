@@ -206,7 +206,7 @@ pub(crate) fn host_summary(host: &Host) -> HostSummary {
 }
 
 /// What the LPAR's configuration has that the bus has not scanned yet.
-fn waiting_for_scan(host: &Host) -> Vec<String> {
+pub(crate) fn waiting_for_scan(host: &Host) -> Vec<String> {
     let (now, lpar) = (host.topology(), host.lpar());
     let mut out = Vec::new();
     for c in lpar.cards.values() {

@@ -276,7 +276,7 @@ fn card_events_under_a_running_guest() {
             "05.0004",
             "06",
             "06.0004",
-            "bus scan 2 done",
+            "bus scan 2 done: card06 deconfigured",
             "  guest Guest1: hot unplug 06.0004",
             "0",
             "note: adapter 06 is assigned but its card is deconfigured, so the guest does not get it",
@@ -306,7 +306,7 @@ fn card_events_under_a_running_guest() {
         section(&sections, "adapter"),
         [
             "the LPAR loses adapter 06",
-            "bus scan 4 done",
+            "bus scan 4 done: adapter 06 removed",
             "  rebound vfio_ap -> no driver: 06.0004 06.0005 06.0006 06.0047 06.00ab 06.00ff",
             "  guest Guest1: hot unplug 06.0004",
             "card06 gone",
@@ -360,7 +360,7 @@ fn a_domain_added_to_the_lpar_appears_after_a_scan() {
             "3",
             "21/21 (complete)",
             "../../../../bus/ap/drivers/cex4queue",
-            "bus scan 3 done",
+            "bus scan 3 done: usage domains 0x07 removed",
             "0"
         ]
     );
