@@ -651,6 +651,20 @@ fn new_makes_no_devices_below_cex4() {
             profile.name
         );
         assert_eq!(host.queue_exists(Apqn::new(1, 1)), !new, "{}", profile.name);
+        // Without a device there is no `config` or `online` to write.
+        let config = host
+            .clone()
+            .write(WriteTarget::CardConfig(AdapterId(1)), b"0\n");
+        let online = host
+            .clone()
+            .write(WriteTarget::CardOnline(AdapterId(1)), b"0\n");
+        if new {
+            assert_eq!(errno(config), Errno::ENODEV);
+            assert_eq!(errno(online), Errno::ENODEV);
+        } else {
+            config.unwrap();
+            online.unwrap();
+        }
         assert_eq!(
             host.bindings_count(),
             if new { (2, 2) } else { (4, 4) },

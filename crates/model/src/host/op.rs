@@ -483,14 +483,17 @@ impl Host {
         Ok(())
     }
 
+    /// The card behind a card device's attribute: ENODEV where the bus
+    /// has no such device (no card, or on NEW one older than CEX4).
     fn card_or_enodev(&self, adapter: AdapterId) -> Result<&crate::topology::Card, ApError> {
-        self.topology
-            .cards
-            .get(&adapter)
-            .ok_or_else(|| ApError::DeviceUnavailable {
-                device: format!("card{:02x}", adapter.0),
-                reason: "there is no such card".into(),
-            })
+        let no_device = || ApError::DeviceUnavailable {
+            device: format!("card{:02x}", adapter.0),
+            reason: "there is no such card device".into(),
+        };
+        if !self.has_card_device(adapter) {
+            return Err(no_device());
+        }
+        self.topology.cards.get(&adapter).ok_or_else(no_device)
     }
 
     /// A card's `online` (zcrypt_card.c): 0 or 1; going online needs a
@@ -571,12 +574,16 @@ impl Host {
     /// reads 0 while it lasts, and a guest keeps its queues (NEW's filter
     /// accepts a check-stopped reset response, kernel.md §6).
     fn set_card_checkstop(&mut self, adapter: AdapterId, chkstop: bool) -> Result<(), ApError> {
-        self.card_or_enodev(adapter)?;
-        self.topology
-            .cards
-            .get_mut(&adapter)
-            .expect("checked")
-            .chkstop = chkstop;
+        // The hardware's event: any card of the host, with a device or not.
+        let card =
+            self.topology
+                .cards
+                .get_mut(&adapter)
+                .ok_or_else(|| ApError::DeviceUnavailable {
+                    device: format!("card{:02x}", adapter.0),
+                    reason: "there is no such card".into(),
+                })?;
+        card.chkstop = chkstop;
         Ok(())
     }
 
