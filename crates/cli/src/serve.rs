@@ -14,8 +14,9 @@ use crate::store::Store;
 use crate::CliError;
 
 /// The parts of /sys the emulated tree provides, relative to the root.
-pub const SYS_SUBTREES: [&str; 6] = [
+pub const SYS_SUBTREES: [&str; 7] = [
     "bus/ap",
+    "bus/matrix",
     "bus/mdev",
     "devices/ap",
     "devices/vfio_ap",

@@ -110,7 +110,7 @@ ls ../../../../bus/mdev/devices
     assert_eq!(rc, 0, "{err}");
     assert_eq!(
         out,
-        "bus/mdev/devices:\n\ndevices/vfio_ap/matrix:\nmdev_supported_types\n"
+        "bus/mdev/devices:\n\ndevices/vfio_ap/matrix:\ndriver\nmdev_supported_types\nsubsystem\nuevent\n"
     );
     drop(session);
 }

@@ -474,6 +474,26 @@ pub fn parse_scanf_int(input: &[u8], any_base: bool) -> Option<i32> {
     })
 }
 
+/// Whether a write to a device's `uevent` names an action the driver core
+/// synthesizes (`kobject_synth_uevent`): the first word, up to a space or
+/// the newline, is one of the eight uevent actions. What may follow (a UUID
+/// and `KEY=VALUE` pairs) is not checked here [I].
+pub fn parse_uevent_action(input: &[u8]) -> bool {
+    let text = input.strip_suffix(b"\n").unwrap_or(input);
+    let action = text.split(|b| *b == b' ').next().unwrap_or_default();
+    [
+        &b"add"[..],
+        b"remove",
+        b"change",
+        b"move",
+        b"online",
+        b"offline",
+        b"bind",
+        b"unbind",
+    ]
+    .contains(&action)
+}
+
 /// The kernel's `kstrtobool`: the first character decides (`1`/`y`/`Y`,
 /// `0`/`n`/`N`), or `on`/`off` in either case; anything else is EINVAL.
 pub fn parse_kstrtobool(input: &[u8]) -> Option<bool> {

@@ -78,6 +78,10 @@ pub struct SysfsAttributes {
     /// until vfio_ap registered its own `vfio_ap_mdev` in the conversion
     /// that also made `remove` wait (≈5.15, kernel.md §5; boundary [I]).
     pub mdev_driver: &'static str,
+    /// Card and queue `uevent`s carry `MODE=accel|cca|ep11`, and queues no
+    /// longer `DEV_TYPE=`/`MODALIAS=` (6.x; the 5.10-era bus had no MODE and
+    /// gave queues the card's type keys; docs/research/uevents.md §2).
+    pub uevent_mode: bool,
 }
 
 /// What `remove` does while a guest uses the mdev (kernel.md §5).
@@ -182,6 +186,7 @@ pub const SEED: KernelProfile = KernelProfile {
         ap_config: false,
         matrix_features: false,
         mdev_driver: "vfio_mdev",
+        uevent_mode: false,
     },
     kernels: "the 2020 dynamic-configuration series (PATCH v11/v12), never merged as such",
 };
@@ -216,6 +221,7 @@ pub const OLD: KernelProfile = KernelProfile {
         ap_config: false,
         matrix_features: false,
         mdev_driver: "vfio_mdev",
+        uevent_mode: false,
     },
     kernels: "Linux 4.20 to 5.14 (RHEL 8 and 9, Ubuntu 20.04, SLES 15 SP4)",
 };
@@ -269,6 +275,7 @@ pub const DYN: KernelProfile = KernelProfile {
         ap_config: false,
         matrix_features: false,
         mdev_driver: "vfio_ap_mdev",
+        uevent_mode: true,
     },
     kernels: "Linux 6.0 to 6.9 (Ubuntu 24.04, SLES 15 SP6)",
 };
@@ -301,6 +308,7 @@ pub const NEW: KernelProfile = KernelProfile {
         ap_config: true,
         matrix_features: true,
         mdev_driver: "vfio_ap_mdev",
+        uevent_mode: true,
     },
     kernels: "Linux 6.10 and later (RHEL 10, current upstream; `features` from 6.12)",
 };

@@ -21,7 +21,8 @@ use apmatrix_model::{AdapterId, Apqn, Driver, Host};
 use uuid::Uuid;
 
 pub use attrs::{
-    read, write, write_target, BusAttr, CardAttr, File, MatrixAttr, MdevAttr, QueueAttr, TypeAttr,
+    read, write, write_target, BusAttr, CardAttr, File, MatrixAttr, MdevAttr, QueueAttr, RootAttr,
+    RootDevice, TypeAttr,
 };
 pub use view::{list_path, lookup, read_path, resolve_path, write_path, AccessError, SysfsView};
 
@@ -36,7 +37,7 @@ fn mdev_driver(host: &Host) -> &'static str {
 pub enum Dir {
     /// The sysfs root (`/sys`).
     Root,
-    /// `bus`: the AP and mdev buses.
+    /// `bus`: the AP, matrix and mdev buses.
     Bus,
     /// `bus/ap`: the AP bus, with its masks and settings.
     BusAp,
@@ -46,6 +47,14 @@ pub enum Dir {
     BusApDrivers,
     /// `bus/ap/drivers/<driver>`: links to the devices bound to it.
     ApDriver(Driver),
+    /// `bus/matrix`: vfio_ap's own bus, with the matrix device and its driver.
+    BusMatrix,
+    /// `bus/matrix/devices`: a link to the matrix device.
+    BusMatrixDevices,
+    /// `bus/matrix/drivers`: vfio_ap.
+    BusMatrixDrivers,
+    /// `bus/matrix/drivers/vfio_ap`: a link to the matrix device it binds.
+    MatrixDriver,
     /// `bus/mdev`: the mediated device bus.
     BusMdev,
     /// `bus/mdev/devices`: links to every mdev.
@@ -191,9 +200,20 @@ pub fn child(host: &Host, dir: Dir, name: &str) -> Option<Node> {
         },
         Dir::Bus => match name {
             "ap" => d(Dir::BusAp),
+            "matrix" => d(Dir::BusMatrix),
             "mdev" => d(Dir::BusMdev),
             _ => None,
         },
+        Dir::BusMatrix => match name {
+            "devices" => d(Dir::BusMatrixDevices),
+            "drivers" => d(Dir::BusMatrixDrivers),
+            _ => None,
+        },
+        Dir::BusMatrixDevices => (name == apmatrix_model::vfio::MATRIX_DEVICE)
+            .then(|| Node::Link("../../../devices/vfio_ap/matrix".into())),
+        Dir::BusMatrixDrivers => (name == "vfio_ap").then_some(Node::Dir(Dir::MatrixDriver)),
+        Dir::MatrixDriver => (name == apmatrix_model::vfio::MATRIX_DEVICE)
+            .then(|| Node::Link("../../../../devices/vfio_ap/matrix".into())),
         Dir::BusAp => match name {
             "devices" => d(Dir::BusApDevices),
             "drivers" => d(Dir::BusApDrivers),
@@ -245,6 +265,9 @@ pub fn child(host: &Host, dir: Dir, name: &str) -> Option<Node> {
             _ => None,
         },
         Dir::DevicesAp => {
+            if let Some(f) = attrs::named(attrs::root_attrs(host, RootDevice::Ap), name) {
+                return Some(Node::File(f));
+            }
             let a = parse_card_name(name).filter(|a| card_exists(host, *a))?;
             d(Dir::Card(a))
         }
@@ -267,10 +290,16 @@ pub fn child(host: &Host, dir: Dir, name: &str) -> Option<Node> {
             "subsystem" => link("../../../../bus/ap".into()),
             _ => attrs::named(attrs::queue_attrs(host, q), name).map(Node::File),
         },
-        Dir::DevicesVfioAp => (name == "matrix").then_some(Node::Dir(Dir::Matrix)),
+        Dir::DevicesVfioAp => match name {
+            "matrix" => d(Dir::Matrix),
+            _ => attrs::named(attrs::root_attrs(host, RootDevice::VfioAp), name).map(Node::File),
+        },
         Dir::Matrix => {
-            if name == "mdev_supported_types" {
-                return d(Dir::MdevTypes);
+            match name {
+                "mdev_supported_types" => return d(Dir::MdevTypes),
+                "driver" => return link("../../../bus/matrix/drivers/vfio_ap".into()),
+                "subsystem" => return link("../../../bus/matrix".into()),
+                _ => {}
             }
             if let Some(f) = attrs::named(attrs::matrix_attrs(host), name) {
                 return Some(Node::File(f));
@@ -339,9 +368,18 @@ pub fn children(host: &Host, dir: Dir) -> Vec<(String, Kind)> {
             }
         }
         Dir::Bus => {
-            add("ap".into(), Kind::Dir);
-            add("mdev".into(), Kind::Dir);
+            for n in ["ap", "matrix", "mdev"] {
+                add(n.into(), Kind::Dir);
+            }
         }
+        Dir::BusMatrix => {
+            add("devices".into(), Kind::Dir);
+            add("drivers".into(), Kind::Dir);
+        }
+        Dir::BusMatrixDevices | Dir::MatrixDriver => {
+            add(apmatrix_model::vfio::MATRIX_DEVICE.into(), Kind::Link)
+        }
+        Dir::BusMatrixDrivers => add("vfio_ap".into(), Kind::Dir),
         Dir::BusAp => {
             add("devices".into(), Kind::Dir);
             add("drivers".into(), Kind::Dir);
@@ -387,6 +425,9 @@ pub fn children(host: &Host, dir: Dir) -> Vec<(String, Kind)> {
             add("vfio_ap".into(), Kind::Dir);
         }
         Dir::DevicesAp => {
+            for f in attrs::root_attrs(host, RootDevice::Ap) {
+                add(f.name().into(), Kind::File);
+            }
             for a in cards() {
                 add(card_name(a), Kind::Dir);
             }
@@ -410,8 +451,15 @@ pub fn children(host: &Host, dir: Dir) -> Vec<(String, Kind)> {
                 add(f.name().into(), Kind::File);
             }
         }
-        Dir::DevicesVfioAp => add("matrix".into(), Kind::Dir),
+        Dir::DevicesVfioAp => {
+            add("matrix".into(), Kind::Dir);
+            for f in attrs::root_attrs(host, RootDevice::VfioAp) {
+                add(f.name().into(), Kind::File);
+            }
+        }
         Dir::Matrix => {
+            add("driver".into(), Kind::Link);
+            add("subsystem".into(), Kind::Link);
             add("mdev_supported_types".into(), Kind::Dir);
             for f in attrs::matrix_attrs(host) {
                 add(f.name().into(), Kind::File);

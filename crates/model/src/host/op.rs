@@ -16,6 +16,7 @@ use crate::ids::{AdapterId, Apqn, MatrixAxis};
 use crate::mask::Mask256;
 use crate::parse::{
     parse_ap_config, parse_create_uuid, parse_kstrtobool, parse_mask, parse_scanf_int,
+    parse_uevent_action,
 };
 use crate::profile::PollThreadInput;
 use crate::topology::CardMode;
@@ -226,6 +227,9 @@ pub enum WriteTarget {
     QueueReset(Apqn),
     /// This queue's `online` (only while bound to cex4queue).
     QueueOnline(Apqn),
+    /// A device's `uevent`: an action (`add`, `change`, ...) asks the
+    /// kernel to send that event again; nothing in the host changes.
+    Uevent,
 }
 
 impl WriteTarget {
@@ -247,6 +251,7 @@ impl WriteTarget {
             WriteTarget::CardConfig(_) => "config".into(),
             WriteTarget::RequestCount => "request_count".into(),
             WriteTarget::QueueReset(_) => "reset".into(),
+            WriteTarget::Uevent => "uevent".into(),
         }
     }
 }
@@ -385,6 +390,17 @@ impl Host {
                 online: scanf(false)?,
             },
             WriteTarget::RequestCount | WriteTarget::QueueReset(_) => return Ok(None),
+            WriteTarget::Uevent => {
+                if !parse_uevent_action(input) {
+                    return Err(ApError::invalid(
+                        "uevent",
+                        input,
+                        "a write to uevent starts with an action: add, remove, change, move, \
+                         online, offline, bind or unbind",
+                    ));
+                }
+                return Ok(None);
+            }
         }))
     }
 

@@ -103,6 +103,7 @@ attributes! {
         RequestCount = "request_count", RW, Always;
         RequestqCount = "requestq_count", RO, Always;
         Type = "type", RO, Always;
+        Uevent = "uevent", RW, Always;
     }
 }
 
@@ -120,6 +121,7 @@ attributes! {
         RequestqCount = "requestq_count", RO, Always;
         Reset = "reset", RW, Always;
         Status = "status", RO, VfioApStatus;
+        Uevent = "uevent", RW, Always;
     }
 }
 
@@ -137,6 +139,7 @@ attributes! {
     /// The matrix device's own attributes (`/sys/devices/vfio_ap/matrix`).
     MatrixAttr {
         Features = "features", RO, MatrixFeatures;
+        Uevent = "uevent", RW, Always;
     }
 }
 
@@ -151,10 +154,28 @@ attributes! {
         GuestMatrix = "guest_matrix", RO, GuestMatrix;
         Matrix = "matrix", RO, Always;
         Remove = "remove", WO, Always;
+        Uevent = "uevent", RW, Always;
         UnassignAdapter = "unassign_adapter", WO, Always;
         UnassignControlDomain = "unassign_control_domain", WO, Always;
         UnassignDomain = "unassign_domain", WO, Always;
     }
+}
+
+attributes! {
+    /// A root device's attributes (`/sys/devices/ap`, `/sys/devices/vfio_ap`).
+    RootAttr {
+        Uevent = "uevent", RW, Always;
+    }
+}
+
+/// The two root devices of the tree: no bus uevent keys, so their `uevent`
+/// reads empty (docs/research/uevents.md §2).
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash)]
+pub enum RootDevice {
+    /// `/sys/devices/ap`.
+    Ap,
+    /// `/sys/devices/vfio_ap`.
+    VfioAp,
 }
 
 /// An attribute file: the object it belongs to and which attribute.
@@ -172,6 +193,8 @@ pub enum File {
     MdevType(TypeAttr),
     /// `/sys/devices/vfio_ap/matrix/<uuid>/<attr>`.
     Mdev(Uuid, MdevAttr),
+    /// `/sys/devices/ap/<attr>` or `/sys/devices/vfio_ap/<attr>`.
+    Root(RootDevice, RootAttr),
 }
 
 impl File {
@@ -184,6 +207,7 @@ impl File {
             File::Matrix(a) => a.name(),
             File::MdevType(a) => a.name(),
             File::Mdev(_, a) => a.name(),
+            File::Root(_, a) => a.name(),
         }
     }
 
@@ -196,6 +220,7 @@ impl File {
             File::Matrix(a) => a.mode(),
             File::MdevType(a) => a.mode(),
             File::Mdev(_, a) => a.mode(),
+            File::Root(_, a) => a.mode(),
         }
     }
 
@@ -271,6 +296,14 @@ pub(crate) fn mdev_attrs(host: &Host, mdev: Uuid) -> impl Iterator<Item = File> 
         .iter()
         .filter(|a| present(host, a.when(), None))
         .map(move |a| File::Mdev(mdev, *a))
+}
+
+/// A root device's attributes.
+pub(crate) fn root_attrs(host: &Host, root: RootDevice) -> impl Iterator<Item = File> + '_ {
+    RootAttr::ALL
+        .iter()
+        .filter(|a| present(host, a.when(), None))
+        .map(move |a| File::Root(root, *a))
 }
 
 /// The attribute of that name among `files`.
