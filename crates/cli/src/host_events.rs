@@ -39,8 +39,10 @@ pub(crate) fn run(cmd: &HostCommand, store: &Store) -> Result<String> {
                 },
             };
             let what = format!("card{adapter}: {event:?} {state:?}").to_lowercase();
-            let pending = matches!(event, CardEvent::Config);
-            (op, what, pending.then_some(scan.scan))
+            // Only `config` waits for a scan; the others take effect at
+            // once, and `--scan` then just scans after them.
+            let waits = matches!(event, CardEvent::Config);
+            (op, what, (waits || scan.scan).then_some(scan.scan))
         }
         HostCommand::Domain {
             domain,
