@@ -16,6 +16,8 @@ const WHEN: &str = "the bus sees it at its next scan (every config_time seconds,
 
 /// Runs one host event; `cmd` is one of the event subcommands.
 pub(crate) fn run(cmd: &HostCommand, store: &Store) -> Result<String> {
+    // `scan`: None for an event that takes effect at once and no scan
+    // asked; otherwise whether to scan now (false: it waits for a scan).
     let (op, what, scan) = match cmd {
         HostCommand::Card {
             adapter,
