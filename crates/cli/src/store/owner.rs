@@ -83,12 +83,7 @@ impl Owned {
         }
         match apmatrix_sysfs::write_path(&mut self.host, path, data) {
             Ok(written) if written.op.is_some() => {
-                self.generation += 1;
-                if let Err(e) = self.make_durable(&written) {
-                    // Not durable: take the change back.
-                    self.reload()?;
-                    return Err(e);
-                }
+                self.commit(&written)?;
                 Ok(Ok(written))
             }
             other => Ok(other),
@@ -104,12 +99,17 @@ impl Owned {
         let Ok(effects) = self.host.apply(op) else {
             return Ok(());
         };
-        self.generation += 1;
-        let written = Written {
+        self.commit(&Written {
             op: Some(op.clone()),
             effects,
-        };
-        if let Err(e) = self.make_durable(&written) {
+        })
+    }
+
+    /// A change just applied to the host: counted, then made durable, or
+    /// taken back if it cannot be.
+    fn commit(&mut self, written: &Written) -> Result<(), StoreError> {
+        self.generation += 1;
+        if let Err(e) = self.make_durable(written) {
             self.reload()?;
             return Err(e);
         }
