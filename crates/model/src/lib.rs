@@ -30,6 +30,7 @@ pub mod mask;
 pub mod parse;
 pub mod profile;
 pub mod topology;
+pub mod uevent;
 pub mod vfio;
 
 pub use error::{ApError, ApqnList, Errno, MaskKind};

@@ -474,24 +474,51 @@ pub fn parse_scanf_int(input: &[u8], any_base: bool) -> Option<i32> {
     })
 }
 
-/// Whether a write to a device's `uevent` names an action the driver core
-/// synthesizes (`kobject_synth_uevent`): the first word, up to a space or
-/// the newline, is one of the eight uevent actions. What may follow (a UUID
-/// and `KEY=VALUE` pairs) is not checked here [I].
-pub fn parse_uevent_action(input: &[u8]) -> bool {
+/// A write to a device's `uevent` (`kobject_synth_uevent`): an action, then
+/// optionally a UUID and `KEY=VALUE` arguments with alphanumeric keys.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SyntheticUevent {
+    /// The action to announce.
+    pub action: crate::uevent::Action,
+    /// The UUID given (`SYNTH_UUID=`), as written.
+    pub uuid: Option<String>,
+    /// The arguments after it (`SYNTH_ARG_KEY=VALUE`).
+    pub args: Vec<(String, String)>,
+}
+
+/// Parses a write to `uevent` as the driver core does: one trailing newline
+/// is dropped, words are separated by spaces; `None` (EINVAL) for an unknown
+/// action, a second word that is not a UUID, or an argument that is not
+/// `KEY=VALUE` with an alphanumeric KEY.
+pub fn parse_synthetic_uevent(input: &[u8]) -> Option<SyntheticUevent> {
     let text = input.strip_suffix(b"\n").unwrap_or(input);
-    let action = text.split(|b| *b == b' ').next().unwrap_or_default();
-    [
-        &b"add"[..],
-        b"remove",
-        b"change",
-        b"move",
-        b"online",
-        b"offline",
-        b"bind",
-        b"unbind",
-    ]
-    .contains(&action)
+    let text = std::str::from_utf8(text).ok()?;
+    let mut words = text.split(' ').filter(|w| !w.is_empty());
+    let action = crate::uevent::Action::from_name(words.next()?.as_bytes())?;
+    let uuid = match words.next() {
+        None => None,
+        Some(word) => {
+            // uuid_is_valid: the 36-character hyphenated form only.
+            if word.len() != 36 || uuid::Uuid::try_parse(word).is_err() {
+                return None;
+            }
+            Some(word.to_string())
+        }
+    };
+    let mut args = Vec::new();
+    for arg in words {
+        let (key, value) = arg.split_once('=')?;
+        if key.is_empty() || !key.bytes().all(|b| b.is_ascii_alphanumeric()) {
+            return None;
+        }
+        args.push((key.to_string(), value.to_string()));
+    }
+    Some(SyntheticUevent { action, uuid, args })
+}
+
+/// Whether a write to a device's `uevent` is one the driver core takes.
+pub fn parse_uevent_action(input: &[u8]) -> bool {
+    parse_synthetic_uevent(input).is_some()
 }
 
 /// The kernel's `kstrtobool`: the first character decides (`1`/`y`/`Y`,

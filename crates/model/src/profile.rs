@@ -84,6 +84,53 @@ pub struct SysfsAttributes {
     pub uevent_mode: bool,
 }
 
+/// When the AP bus announces `BINDINGS=complete` on `/devices/ap`
+/// (docs/research/uevents.md §3.2).
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum BindingsComplete {
+    /// After every probe that leaves every queue bound (5.x to 6.9); with
+    /// `COMPLETECOUNT=` when `count` (the 5.10-era bus had none).
+    EveryProbe {
+        /// The event carries `COMPLETECOUNT=<n>`.
+        count: bool,
+    },
+    /// Once at the next bus scan after a probe, if every queue is bound
+    /// then (NEW: each probe re-arms the completion), with `COMPLETECOUNT=`.
+    NextScan,
+}
+
+/// Which device changes this generation announces besides add, remove,
+/// bind and unbind (docs/research/uevents.md §3).
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub struct UeventRules {
+    /// `change` on `/devices/ap` with `APMASK=`/`AQMASK=` after a mask write
+    /// that changed the mask (6.x; the 5.x bus only re-probed).
+    pub mask_change: bool,
+    /// `change` with `CONFIG=` on a card and its queues (6.x).
+    pub config_change: bool,
+    /// `change` with `ONLINE=` from zcrypt's `online` (from ≈5.14 [I]).
+    pub online_change: bool,
+    /// When bindings-complete is announced.
+    pub bindings_complete: BindingsComplete,
+}
+
+/// What the 5.10-era bus announced: no CONFIG, ONLINE or mask events, and
+/// BINDINGS=complete without a count after each probe (research §3, AP-5x).
+const UEVENTS_5X: UeventRules = UeventRules {
+    mask_change: false,
+    config_change: false,
+    online_change: false,
+    bindings_complete: BindingsComplete::EveryProbe { count: false },
+};
+
+/// The 6.x bus up to 6.9 (research §3, AP-mid).
+const UEVENTS_6X: UeventRules = UeventRules {
+    mask_change: true,
+    config_change: true,
+    online_change: true,
+    bindings_complete: BindingsComplete::EveryProbe { count: true },
+};
+
 /// What `remove` does while a guest uses the mdev (kernel.md §5).
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
 pub enum RemoveWhileRunning {
@@ -149,6 +196,8 @@ pub struct KernelProfile {
     pub poll_timeout_min: u64,
     /// Which optional sysfs attributes exist.
     pub sysfs: SysfsAttributes,
+    /// Which device changes are announced as uevents.
+    pub uevents: UeventRules,
     /// The kernel versions that behave this way, for listings.
     pub kernels: &'static str,
 }
@@ -188,6 +237,7 @@ pub const SEED: KernelProfile = KernelProfile {
         mdev_driver: "vfio_mdev",
         uevent_mode: false,
     },
+    uevents: UEVENTS_5X,
     kernels: "the 2020 dynamic-configuration series (PATCH v11/v12), never merged as such",
 };
 
@@ -223,6 +273,7 @@ pub const OLD: KernelProfile = KernelProfile {
         mdev_driver: "vfio_mdev",
         uevent_mode: false,
     },
+    uevents: UEVENTS_5X,
     kernels: "Linux 4.20 to 5.14 (RHEL 8 and 9, Ubuntu 20.04, SLES 15 SP4)",
 };
 
@@ -238,6 +289,9 @@ pub const OLD_5_15: KernelProfile = KernelProfile {
         mdev_driver: "vfio_ap_mdev",
         ..OLD.sysfs
     },
+    // The 6.x bus events came in over 5.14-5.16 (CONFIG, ONLINE, the mask
+    // change, COMPLETECOUNT); which release brought each was not read [I].
+    uevents: UEVENTS_6X,
     kernels: "Linux 5.15 to 5.19 (Ubuntu 22.04)",
     // Defined by its difference: every other rule is OLD's.
     ..OLD
@@ -277,6 +331,7 @@ pub const DYN: KernelProfile = KernelProfile {
         mdev_driver: "vfio_ap_mdev",
         uevent_mode: true,
     },
+    uevents: UEVENTS_6X,
     kernels: "Linux 6.0 to 6.9 (Ubuntu 24.04, SLES 15 SP6)",
 };
 
@@ -309,6 +364,10 @@ pub const NEW: KernelProfile = KernelProfile {
         matrix_features: true,
         mdev_driver: "vfio_ap_mdev",
         uevent_mode: true,
+    },
+    uevents: UeventRules {
+        bindings_complete: BindingsComplete::NextScan,
+        ..UEVENTS_6X
     },
     kernels: "Linux 6.10 and later (RHEL 10, current upstream; `features` from 6.12)",
 };

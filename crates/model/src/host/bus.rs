@@ -92,6 +92,21 @@ impl Host {
             .filter(move |c| profile.bus_has_device(c.hwtype))
     }
 
+    /// The card, if the bus has a device for it.
+    pub fn card_device(&self, adapter: AdapterId) -> Option<&Card> {
+        self.topology
+            .cards
+            .get(&adapter)
+            .filter(|c| self.profile.bus_has_device(c.hwtype))
+    }
+
+    /// zcrypt's own `online` flag of a queue, which a card's `online` write
+    /// sets on all its queues (what `online` shows also needs the card
+    /// configured and not checkstopped: [`Host::queue_online`]).
+    pub fn queue_zcrypt_online(&self, apqn: Apqn) -> bool {
+        !self.offline_queues.contains(&apqn)
+    }
+
     /// Whether the bus has a device for this card.
     pub fn has_card_device(&self, adapter: AdapterId) -> bool {
         self.topology

@@ -395,8 +395,9 @@ impl Host {
                     return Err(ApError::invalid(
                         "uevent",
                         input,
-                        "a write to uevent starts with an action: add, remove, change, move, \
-                         online, offline, bind or unbind",
+                        "a write to uevent is an action (add, remove, change, move, online, \
+                         offline, bind or unbind), optionally followed by a UUID and \
+                         KEY=VALUE arguments with alphanumeric keys",
                     ));
                 }
                 return Ok(None);

@@ -6,6 +6,7 @@
 
 mod print;
 
+use apmatrix_model::uevent::Device;
 use apmatrix_model::{AdapterId, ApError, Apqn, Driver, Host, Written};
 use uuid::Uuid;
 
@@ -198,6 +199,18 @@ pub enum File {
 }
 
 impl File {
+    /// The device whose `uevent` this is, if it is one.
+    pub fn uevent_device(&self) -> Option<Device> {
+        Some(match *self {
+            File::Card(a, CardAttr::Uevent) => Device::Card(a),
+            File::Queue(q, QueueAttr::Uevent) => Device::Queue(q),
+            File::Matrix(MatrixAttr::Uevent) => Device::Matrix,
+            File::Mdev(u, MdevAttr::Uevent) => Device::Mdev(u),
+            File::Root(RootDevice::Ap, RootAttr::Uevent) => Device::ApRoot,
+            File::Root(RootDevice::VfioAp, RootAttr::Uevent) => Device::VfioApRoot,
+            _ => return None,
+        })
+    }
     /// The file's name.
     pub fn name(&self) -> &'static str {
         match self {

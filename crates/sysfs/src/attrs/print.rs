@@ -4,6 +4,7 @@
 use std::fmt::Write as _;
 
 use apmatrix_model::topology::Card;
+use apmatrix_model::uevent::{self, Device};
 use apmatrix_model::vfio::{matrix_text, MDEV_DEVICE_API, MDEV_TYPE_NAME};
 use apmatrix_model::{Apqn, Driver, Host, Mask256, MaskKind, MatrixAxis, Mdev, WriteTarget};
 
@@ -24,8 +25,7 @@ pub fn read(host: &Host, f: &File) -> String {
             card(q.adapter).map_or_else(String::new, |c| read_queue(host, c, q, a))
         }
         File::Matrix(MatrixAttr::Features) => "guest_matrix hotplug ap_config\n".into(),
-        File::Matrix(MatrixAttr::Uevent) => "DRIVER=vfio_ap\n".into(),
-        File::Root(_, RootAttr::Uevent) => String::new(),
+        File::Matrix(MatrixAttr::Uevent) | File::Root(_, RootAttr::Uevent) => uevent_text(host, f),
         File::MdevType(a) => read_type(host, a),
         File::Mdev(u, a) => host
             .mdev(&u)
@@ -70,7 +70,7 @@ fn read_bus(host: &Host, a: BusAttr) -> String {
 
 fn read_card(host: &Host, c: &Card, a: CardAttr) -> String {
     match a {
-        CardAttr::Uevent => card_uevent(host, c),
+        CardAttr::Uevent => uevent::file_text(host, &Device::Card(c.id)),
         CardAttr::Hwtype | CardAttr::RawHwtype => format!("{}\n", c.hwtype),
         CardAttr::Depth => format!("{}\n", c.depth),
         // A card keeps only the upper half of the facility bits (kernel.md §4).
@@ -106,7 +106,7 @@ fn read_queue(host: &Host, c: &Card, q: Apqn, a: QueueAttr) -> String {
         QueueAttr::Chkstop => flag(c.chkstop),
         QueueAttr::ApFunctions => format!("0x{:08X}\n", c.functions),
         QueueAttr::Online => flag(host.queue_online(q)),
-        QueueAttr::Uevent => queue_uevent(host, c, q),
+        QueueAttr::Uevent => uevent::file_text(host, &Device::Queue(q)),
         QueueAttr::Status => {
             let mut s = String::new();
             let _ = writeln!(s, "{}", host.vfio_queue_status(q).unwrap_or("unassigned"));
@@ -148,43 +148,13 @@ fn read_mdev(host: &Host, m: &Mdev, a: MdevAttr) -> String {
         | MdevAttr::UnassignDomain
         | MdevAttr::UnassignControlDomain
         | MdevAttr::Remove => String::new(),
-        MdevAttr::Uevent => format!("DRIVER={}\n", host.profile().sysfs.mdev_driver),
+        MdevAttr::Uevent => uevent::file_text(host, &Device::Mdev(m.uuid)),
     }
 }
 
-/// A card's `uevent`: the driver core's `DEVTYPE` and `DRIVER`, then the
-/// AP bus's keys (docs/research/uevents.md §2; `DEV_TYPE` and `MODALIAS`
-/// give the compatible hwtype).
-fn card_uevent(host: &Host, c: &Card) -> String {
-    let mut s = format!(
-        "DEVTYPE=ap_card\nDRIVER={}\nDEV_TYPE={:04X}\nMODALIAS=ap:t{:02X}\n",
-        Driver::Cex4Card.name(),
-        c.hwtype,
-        c.hwtype
-    );
-    if host.profile().sysfs.uevent_mode {
-        let _ = writeln!(s, "MODE={}", c.mode.uevent_name());
-    }
-    s
-}
-
-/// A queue's `uevent`: `DRIVER` only while bound; 6.x adds the card's
-/// `MODE`, the 5.10-era bus its type keys instead.
-fn queue_uevent(host: &Host, c: &Card, q: Apqn) -> String {
-    let mut s = String::from("DEVTYPE=ap_queue\n");
-    if let Some(driver) = host.queue_driver(q).flatten() {
-        let _ = writeln!(s, "DRIVER={}", driver.name());
-    }
-    if host.profile().sysfs.uevent_mode {
-        let _ = writeln!(s, "MODE={}", c.mode.uevent_name());
-    } else {
-        let _ = write!(
-            s,
-            "DEV_TYPE={:04X}\nMODALIAS=ap:t{:02X}\n",
-            c.hwtype, c.hwtype
-        );
-    }
-    s
+fn uevent_text(host: &Host, f: &File) -> String {
+    f.uevent_device()
+        .map_or_else(String::new, |d| uevent::file_text(host, &d))
 }
 
 /// The model write a writable attribute stands for; `None` for read-only
