@@ -81,15 +81,22 @@ pub(crate) enum Command {
         #[command(flatten)]
         scans: PeriodicScans,
     },
-    /// Run a command with the emulated tree over /sys/bus/ap, /sys/devices/ap, /sys/devices/vfio_ap, /sys/class/mdev_bus and /sys/bus/mdev
+    /// Run a command with the emulated tree over /sys/bus/ap, /sys/bus/matrix, /sys/bus/mdev, /sys/devices/ap, /sys/devices/vfio_ap, /sys/class/mdev_bus and /sys/kernel/iommu_groups
     ///
     /// The command runs in a private mount namespace, so tools with hard-coded
-    /// /sys paths (echo ... > /sys/bus/ap/apmask, mdevctl) use the emulated
-    /// host; the rest of the system sees nothing. Exits with the command's
-    /// status. Needs root and /dev/fuse.
+    /// /sys paths (echo ... > /sys/bus/ap/apmask, mdevctl, lszcrypt) use the
+    /// emulated host, and in a private network namespace (loopback only),
+    /// where every change of the host reaches udev monitors (libvirt,
+    /// udevadm monitor) as udevd's broadcasts would. The rest of the system
+    /// sees nothing. SYSTEMD_DEVICE_VERIFY_SYSFS=0 is set for the command, so
+    /// libudev takes the tree although it is not sysfs. Exits with the
+    /// command's status. Needs root and /dev/fuse.
     Exec {
         #[command(flatten)]
         scans: PeriodicScans,
+        /// Keep the host's network namespace (the command can reach the network); udev events are then not sent, since they would reach the host's own udev monitors
+        #[arg(long)]
+        host_network: bool,
         /// The command and its arguments
         #[arg(
             trailing_var_arg = true,

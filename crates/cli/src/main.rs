@@ -9,9 +9,11 @@ mod lszcrypt;
 mod matrix_view;
 mod mdev_cmd;
 mod output;
+mod private_net;
 mod serve;
 mod store;
 mod style;
+mod udev;
 
 use std::process::ExitCode;
 
@@ -54,9 +56,19 @@ fn main() -> ExitCode {
         Err(e) => e.exit(),
     };
     let style = Style::new(cli.color);
-    if let Command::Exec { command, scans } = &cli.command {
+    if let Command::Exec {
+        command,
+        scans,
+        host_network,
+    } = &cli.command
+    {
         let store = Store::new(cli.host.clone().unwrap_or_else(store::default_path));
-        return match serve::exec(store, command, !scans.no_periodic_scans) {
+        let network = if *host_network {
+            serve::Network::Host
+        } else {
+            serve::Network::Private
+        };
+        return match serve::exec(store, command, !scans.no_periodic_scans, network) {
             Ok(code) => ExitCode::from(code.clamp(0, 255) as u8),
             Err(e) => report(&style, &e),
         };

@@ -10,8 +10,23 @@ use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use crate::store::Store;
+use crate::store::{ServerOptions, Store};
 use crate::CliError;
+
+/// Which network namespace `exec` runs its command in.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum Network {
+    /// A private one with loopback only, where the host's changes are
+    /// broadcast to udev monitors.
+    Private,
+    /// The host's own: no udev events, which would reach the host's monitors.
+    Host,
+}
+
+/// What libudev needs in its environment to take the tree's devices: it
+/// refuses a syspath that is not on sysfs unless this is set to false
+/// (docs/research/uevents.md §4.3).
+pub const VERIFY_SYSFS_ENV: (&str, &str) = ("SYSTEMD_DEVICE_VERIFY_SYSFS", "0");
 
 /// The parts of /sys the emulated tree provides, relative to the root.
 pub const SYS_SUBTREES: [&str; 7] = [
@@ -66,7 +81,11 @@ pub fn mount(store: Store, dir: &Path, periodic_scans: bool) -> Result<String, C
     }
     let host_path = store.path().to_path_buf();
     let serving = format!("apmatrix mount at {}", dir.display());
-    let (live, serving) = store.live(serving, periodic_scans)?;
+    let options = ServerOptions {
+        periodic_scans,
+        udev_events: false,
+    };
+    let (live, serving) = store.live(serving, options)?;
     let signals = block_termination_signals();
     let session = apmatrix_fuse::spawn(live, dir).map_err(|e| mount_error(dir, e))?;
     let mounted_dev = fs::metadata(dir).map(|m| m.dev()).ok();
@@ -99,25 +118,43 @@ pub fn mount(store: Store, dir: &Path, periodic_scans: bool) -> Result<String, C
 
 /// `apmatrix exec -- CMD...`: runs CMD in a private mount namespace where
 /// the emulated tree stands at /sys/bus/ap, /sys/devices/ap, ... so that
-/// programs with hard-coded /sys paths use it. Returns CMD's exit status.
+/// programs with hard-coded /sys paths use it, and (with
+/// [`Network::Private`]) in a private network namespace where the server
+/// broadcasts udev events. Returns CMD's exit status.
 ///
 /// Nothing outlives it: CMD is killed if apmatrix dies (PR_SET_PDEATHSIG),
-/// the mounts vanish with the namespace, and the directory the tree is
-/// first mounted on is gone before CMD starts.
-pub fn exec(store: Store, command: &[String], periodic_scans: bool) -> Result<i32, CliError> {
+/// the mounts and the network namespace vanish with us, and the directory
+/// the tree is first mounted on is gone before CMD starts.
+pub fn exec(
+    store: Store,
+    command: &[String],
+    periodic_scans: bool,
+    network: Network,
+) -> Result<i32, CliError> {
     check_fuse()?;
     let (program, args) = command
         .split_first()
         .ok_or_else(|| CliError::Usage("exec needs a command to run".into()))?;
     // Must come first: unshare(CLONE_NEWNS) fails once the process has threads.
     enter_private_mount_namespace()?;
-    let (live, serving) = store.live(format!("apmatrix exec -- {program}"), periodic_scans)?;
+    if network == Network::Private {
+        crate::private_net::enter()?;
+    }
+    let options = ServerOptions {
+        periodic_scans,
+        udev_events: network == Network::Private,
+    };
+    let (live, serving) = store.live(format!("apmatrix exec -- {program}"), options)?;
     let work = tempdir()?;
     let tree = work.join("sys");
     let setup = (|| {
         fs::create_dir(&tree).map_err(|e| fail(format!("{}: {e}", tree.display())))?;
         let session = apmatrix_fuse::spawn(live, &tree).map_err(|e| mount_error(&tree, e))?;
-        graft_all(&tree, &work)?;
+        let mut shadows = Vec::new();
+        graft_all(&tree, &work, &mut shadows)?;
+        if network == Network::Private {
+            udev_control_stand_in(&work, &mut shadows)?;
+        }
         Ok::<_, CliError>(session)
     })();
     // The grafts hold the tree now: its first mount point and the work
@@ -152,7 +189,9 @@ fn spawn_bound_to_us(program: &str, args: &[String]) -> Result<std::process::Chi
     use std::os::unix::process::CommandExt;
     let parent = std::process::id() as libc::pid_t;
     let mut command = Command::new(program);
-    command.args(args);
+    command
+        .args(args)
+        .env(VERIFY_SYSFS_ENV.0, VERIFY_SYSFS_ENV.1);
     // SAFETY: the closure runs in the child between fork and exec and calls
     // only async-signal-safe functions (prctl, getppid, _exit).
     unsafe {
@@ -240,18 +279,35 @@ fn sys_mount(
 }
 
 /// Puts each subtree of the emulated tree over its place in /sys.
-fn graft_all(tree: &Path, work: &Path) -> Result<(), CliError> {
+fn graft_all(tree: &Path, work: &Path, shadows: &mut Vec<PathBuf>) -> Result<(), CliError> {
     if !Path::new("/sys").is_dir() {
         return Err(fail(
             "there is no /sys to put the emulated tree over; use `apmatrix mount DIR`",
         ));
     }
-    let mut shadows = Vec::new();
     for sub in SYS_SUBTREES {
         let target = Path::new("/sys").join(sub);
-        ensure_dir(&target, work, &mut shadows)?;
+        ensure_dir(&target, work, shadows)?;
         sys_mount(Some(&tree.join(sub)), &target, None, libc::MS_BIND)?;
     }
+    Ok(())
+}
+
+/// libudev listens to udevd's broadcasts only where udev runs, which it
+/// tells by `/run/udev/control` (or a devtmpfs /dev; research §4.1). Where
+/// there is none, one appears in our mount namespace only: in a tmpfs over
+/// /run/udev, or in the shadow of /run that makes /run/udev.
+fn udev_control_stand_in(work: &Path, shadows: &mut Vec<PathBuf>) -> Result<(), CliError> {
+    let dir = Path::new("/run/udev");
+    let control = dir.join("control");
+    if control.exists() {
+        return Ok(());
+    }
+    ensure_dir(dir, work, shadows)?;
+    if !shadows.iter().any(|s| dir.starts_with(s)) {
+        sys_mount(Some(Path::new("tmpfs")), dir, Some("tmpfs"), 0)?;
+    }
+    fs::File::create(&control).map_err(|e| fail(format!("{}: {e}", control.display())))?;
     Ok(())
 }
 

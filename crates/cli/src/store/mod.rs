@@ -80,6 +80,17 @@ pub enum StoreError {
     },
 }
 
+/// How a server serves the host.
+#[derive(Copy, Clone, Debug, Default, PartialEq, Eq)]
+pub struct ServerOptions {
+    /// The bus scans every `config_time` seconds while it serves, as the
+    /// kernel does; without, only when asked (deterministic for tests).
+    pub periodic_scans: bool,
+    /// Every change is broadcast to udev monitors of the server's network
+    /// namespace (only where that namespace is private to the emulator).
+    pub udev_events: bool,
+}
+
 /// Where the state file is: `--host`, else `$APMATRIX_HOST`, else
 /// `$XDG_STATE_HOME/apmatrix/host.json`, else `~/.local/state/apmatrix/host.json`.
 pub fn default_path() -> PathBuf {
@@ -236,19 +247,17 @@ impl Store {
 
     /// Starts owning the host for a server: refuses if another server owns
     /// it, waits for a command that holds it. `serving` says what this
-    /// server is, for the message a second one gives. With `periodic_scans`
-    /// the bus scans every `config_time` seconds while it serves, as the
-    /// kernel does; without, only when asked (deterministic for tests).
+    /// server is, for the message a second one gives.
     pub fn live(
         &self,
         serving: String,
-        periodic_scans: bool,
+        options: ServerOptions,
     ) -> Result<(LiveHost, Serving), StoreError> {
         let place = self.place(false)?;
         loop {
             match place.session(Need::Write)? {
                 Session::Local(lock) => {
-                    return owner::start(place, lock, serving, periodic_scans);
+                    return owner::start(place, lock, serving, options);
                 }
                 Session::Unlocked => unreachable!("writes need the lock"),
                 Session::Remote(mut server) => {

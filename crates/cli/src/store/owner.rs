@@ -21,7 +21,8 @@ use rustix::fs::FileType;
 use super::protocol::{self, Reply, Request};
 use super::scan_timer::{ScanClock, TICK};
 use super::snapshot::{self, Journal, COMPACT_AT};
-use super::{Place, StoreError};
+use super::{Place, ServerOptions, StoreError};
+use crate::udev::Broadcaster;
 
 /// The host as the server holds it.
 struct Owned {
@@ -34,6 +35,9 @@ struct Owned {
     generation: u64,
     tag: Option<String>,
     journal: Option<Journal>,
+    /// Announces each change to the udev monitors of `exec`'s private
+    /// network namespace; `None` elsewhere.
+    udev: Option<Broadcaster>,
 }
 
 type Shared = Arc<Mutex<Owned>>;
@@ -81,9 +85,23 @@ impl Owned {
         if self.stopped() {
             return Err(StoreError::Stopped);
         }
+        let before = self.udev.is_some().then(|| self.host.clone());
         match apmatrix_sysfs::write_path(&mut self.host, path, data) {
             Ok(written) if written.op.is_some() => {
                 self.commit(&written)?;
+                self.announce(before);
+                Ok(Ok(written))
+            }
+            Ok(written) => {
+                // A write to a device's `uevent` changes nothing but is
+                // announced (the only accepted write without an op).
+                if let (Some(udev), Some(apmatrix_sysfs::Node::File(f))) =
+                    (&mut self.udev, apmatrix_sysfs::lookup(&self.host, path))
+                {
+                    if let Some(device) = f.uevent_device() {
+                        udev.synthetic(&self.host, &device, data);
+                    }
+                }
                 Ok(Ok(written))
             }
             other => Ok(other),
@@ -96,13 +114,24 @@ impl Owned {
         if self.stopped() {
             return Err(StoreError::Stopped);
         }
+        let before = self.udev.is_some().then(|| self.host.clone());
         let Ok(effects) = self.host.apply(op) else {
             return Ok(());
         };
         self.commit(&Written {
             op: Some(op.clone()),
             effects,
-        })
+        })?;
+        self.announce(before);
+        Ok(())
+    }
+
+    /// Tells udev's monitors what changed since `before` (a durable change:
+    /// one taken back is never announced).
+    fn announce(&mut self, before: Option<Host>) {
+        if let (Some(udev), Some(before)) = (&mut self.udev, before) {
+            udev.changed(&before, &self.host);
+        }
     }
 
     /// A change just applied to the host: counted, then made durable, or
@@ -162,7 +191,8 @@ impl Owned {
                 };
                 match snapshot::save(&self.place.dir, &self.place.names, &host) {
                     Ok(tag) => {
-                        self.host = host;
+                        let before = std::mem::replace(&mut self.host, host);
+                        self.announce(Some(before));
                         self.tag = Some(tag);
                         self.journal = None;
                         self.generation += 1;
@@ -260,7 +290,7 @@ pub fn start(
     place: Place,
     lock_file: std::fs::File,
     serving: String,
-    periodic_scans: bool,
+    options: ServerOptions,
 ) -> Result<(LiveHost, Serving), StoreError> {
     let (loaded, journal) = load_to_append(&place)?;
     // We hold the lock, so a socket there is a dead server's (if ours).
@@ -285,14 +315,21 @@ pub fn start(
     let listener =
         UnixListener::bind(place.dir.socket_path(&place.names.socket)).map_err(socket_io)?;
     place.dir.make_private(&place.names.socket)?;
-    let owned = Owned {
+    let mut owned = Owned {
         place,
         lock: Some(lock_file),
         host: loaded.host,
         generation: 0,
         tag: loaded.tag,
         journal,
+        udev: None,
     };
+    if options.udev_events {
+        owned.udev = Some(Broadcaster::new().map_err(|e| StoreError::Io {
+            path: "udev monitor socket (netlink)".into(),
+            source: e,
+        })?);
+    }
     let shared = Arc::new(Mutex::new(owned));
     let accepting = {
         let listener = listener.try_clone().map_err(socket_io)?;
@@ -302,7 +339,7 @@ pub fn start(
             .spawn(move || accept_loop(listener, shared, serving))
             .map_err(socket_io)?
     };
-    if periodic_scans {
+    if options.periodic_scans {
         let shared = Arc::downgrade(&shared);
         std::thread::Builder::new()
             .name("apmatrix-scans".into())

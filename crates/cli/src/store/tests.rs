@@ -81,7 +81,9 @@ fn write_private(path: &Path, bytes: &[u8]) {
 }
 
 fn serve(store: &Store) -> (LiveHost, Serving) {
-    store.live("a test server".into(), false).unwrap()
+    store
+        .live("a test server".into(), ServerOptions::default())
+        .unwrap()
 }
 
 const CREATE: &str = "devices/vfio_ap/matrix/mdev_supported_types/vfio_ap-passthrough/create";
@@ -191,7 +193,7 @@ fn a_second_server_refuses_naming_the_first() {
     let (_dir, store) = seed_store();
     let (_live, serving) = serve(&store);
     let err = Store::new(store.path().to_path_buf())
-        .live("another".into(), false)
+        .live("another".into(), ServerOptions::default())
         .err()
         .expect("a second server must be refused");
     let text = err.to_string();
@@ -370,7 +372,11 @@ fn planted_lock_journal_and_socket_names_are_refused_not_followed() {
     fs::remove_file(journal(&store)).unwrap();
     // a file in the socket's place: a server will not start over it
     fs::write(sibling(&store, ".sock"), "").unwrap();
-    let err = store.live("test".into(), false).err().unwrap().to_string();
+    let err = store
+        .live("test".into(), ServerOptions::default())
+        .err()
+        .unwrap()
+        .to_string();
     assert!(
         err.contains("is in the way of the server's socket"),
         "{err}"
