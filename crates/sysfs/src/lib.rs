@@ -186,8 +186,55 @@ fn mdev_in_group(host: &Host, group: u32) -> Option<Uuid> {
         .map(|m| m.uuid)
 }
 
+/// Whether an entry of a top directory belongs to vfio_ap (or the mdev
+/// core it brings), which a guest's kernel does not load.
+fn vfio_ap_entry(dir: Dir, name: &str) -> bool {
+    matches!(
+        (dir, name),
+        (Dir::Root, "class")
+            | (Dir::Bus, "matrix" | "mdev")
+            | (Dir::Devices, "vfio_ap")
+            | (Dir::BusApDrivers, "vfio_ap")
+            | (Dir::Kernel, "iommu_groups")
+    )
+}
+
+/// Whether a directory is vfio_ap's or the mdev core's.
+fn vfio_ap_dir(dir: Dir) -> bool {
+    matches!(
+        dir,
+        Dir::BusMatrix
+            | Dir::BusMatrixDevices
+            | Dir::BusMatrixDrivers
+            | Dir::MatrixDriver
+            | Dir::BusMdev
+            | Dir::BusMdevDevices
+            | Dir::BusMdevDrivers
+            | Dir::VfioMdevDriver
+            | Dir::DevicesVfioAp
+            | Dir::Matrix
+            | Dir::MdevTypes
+            | Dir::MdevType
+            | Dir::MdevTypeDevices
+            | Dir::Mdev(_)
+            | Dir::Class
+            | Dir::MdevBusClass
+            | Dir::IommuGroups
+            | Dir::IommuGroup(_)
+            | Dir::IommuGroupDevices(_)
+            | Dir::ApDriver(Driver::VfioAp)
+    )
+}
+
 /// The entry `name` of directory `dir`, if the host has it now.
 pub fn child(host: &Host, dir: Dir, name: &str) -> Option<Node> {
+    if !host.has_vfio_ap() && vfio_ap_entry(dir, name) {
+        return None;
+    }
+    entry(host, dir, name)
+}
+
+fn entry(host: &Host, dir: Dir, name: &str) -> Option<Node> {
     let d = |dir| Some(Node::Dir(dir));
     let link = |target: String| Some(Node::Link(target));
     match dir {
@@ -352,6 +399,14 @@ pub fn child(host: &Host, dir: Dir, name: &str) -> Option<Node> {
 
 /// Everything directory `dir` holds now, sorted by name.
 pub fn children(host: &Host, dir: Dir) -> Vec<(String, Kind)> {
+    let mut all = entries(host, dir);
+    if !host.has_vfio_ap() {
+        all.retain(|(name, _)| !vfio_ap_entry(dir, name));
+    }
+    all
+}
+
+fn entries(host: &Host, dir: Dir) -> Vec<(String, Kind)> {
     let mut out: Vec<(String, Kind)> = Vec::new();
     let mut add = |name: String, kind: Kind| out.push((name, kind));
     let cards = || host.card_devices().map(|c| c.id);
@@ -504,6 +559,9 @@ pub fn children(host: &Host, dir: Dir) -> Vec<(String, Kind)> {
 
 /// Whether a directory still exists (an mdev's may vanish on `remove`).
 pub fn dir_exists(host: &Host, dir: Dir) -> bool {
+    if !host.has_vfio_ap() && vfio_ap_dir(dir) {
+        return false;
+    }
     match dir {
         Dir::Card(a) => card_exists(host, a),
         Dir::Queue(q) => host.queue_exists(q),

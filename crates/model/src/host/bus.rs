@@ -188,7 +188,7 @@ impl Host {
             } else {
                 Mask256::EMPTY
             };
-            let vfio = if self.profile.vfio_ap_drives(card.hwtype) {
+            let vfio = if self.vfio_ap && self.profile.vfio_ap_drives(card.hwtype) {
                 usage.and_not(&zcrypt)
             } else {
                 Mask256::EMPTY

@@ -139,6 +139,13 @@ impl Host {
         self.forget_lpar_if_seen();
     }
 
+    /// The configuration the hardware has now, as a whole (a guest's, which
+    /// follows its CRYCB): seen at the next scan.
+    pub(super) fn offer_configuration(&mut self, configuration: Topology) {
+        self.lpar = Some(Box::new(configuration));
+        self.forget_lpar_if_seen();
+    }
+
     /// Changes the hardware's configuration: all or nothing.
     fn edit_lpar(
         &mut self,
@@ -187,6 +194,7 @@ impl Host {
                 .or_insert(card);
         }
         self.topology.usage_domains = lpar.usage_domains;
+        self.topology.control_domains = lpar.control_domains;
         self.configured = self.topology.configured_adapters();
         rebinds.extend(self.reprobe());
         rebinds
@@ -233,7 +241,9 @@ fn same_qci(a: &Topology, b: &Topology) -> bool {
             .map(|c| (c.id, c.hwtype, c.mode, c.config))
             .collect::<Vec<_>>()
     };
-    a.usage_domains == b.usage_domains && cards(a) == cards(b)
+    a.usage_domains == b.usage_domains
+        && a.control_domains == b.control_domains
+        && cards(a) == cards(b)
 }
 
 fn not_in_lpar(adapter: AdapterId) -> ApError {

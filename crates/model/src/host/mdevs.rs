@@ -33,6 +33,12 @@ impl Host {
 
     /// Creates an mdev with an empty matrix.
     pub fn create_mdev(&mut self, uuid: Uuid) -> Result<(), ApError> {
+        if !self.vfio_ap {
+            return Err(ApError::DeviceUnavailable {
+                device: "matrix".into(),
+                reason: "vfio_ap is not loaded in a guest's kernel".into(),
+            });
+        }
         if self.mdevs.contains_key(&uuid) {
             return Err(ApError::MdevExists(uuid));
         }

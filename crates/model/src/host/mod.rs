@@ -27,6 +27,7 @@ use crate::topology::{BootWarning, Topology};
 use crate::vfio::{CpuModel, Crycb, Mdev};
 
 mod bus;
+mod guest_bus;
 mod guests;
 mod lpar;
 mod mdevs;
@@ -200,6 +201,8 @@ pub struct Guest {
     pub cpu: CpuModel,
     /// The CRYCB vfio_ap gave it (derived from the mdev and the bus).
     pub crycb: Crycb,
+    /// Its own kernel's AP bus, as of its last scan.
+    pub bus: Box<Host>,
 }
 
 /// Who an APQN belongs to right now.
@@ -242,6 +245,8 @@ pub struct Host {
     bindings: Bindings,
     occupancy: Occupancy,
     attached: HashMap<Uuid, String>,
+    /// vfio_ap is loaded: the host's bus has it, a guest's bus does not.
+    vfio_ap: bool,
     /// IOMMU group numbers in use, one bit each: the kernel hands out the
     /// smallest free number (ida), and so does [`Host::create_mdev`].
     iommu_groups: Vec<u64>,
@@ -286,6 +291,7 @@ impl Host {
             bindings: Bindings::new(),
             occupancy: Occupancy::new(),
             attached: HashMap::new(),
+            vfio_ap: true,
             iommu_groups: Vec::new(),
         };
         host.reprobe();

@@ -188,6 +188,14 @@ pub enum Op {
         /// 1 configures, 0 deconfigures; anything else is refused.
         config: i32,
     },
+    /// A write in a running guest's own sysfs: `op` on the guest kernel's
+    /// AP bus (its masks, scans, cards and queues).
+    InGuest {
+        /// The guest.
+        guest: String,
+        /// What its kernel does.
+        change: Box<Op>,
+    },
 }
 
 /// Every attribute of the model that takes a write.
@@ -449,6 +457,7 @@ impl Host {
                 Ok(none)
             }
             Op::Rescan => Ok(self.scan()),
+            Op::InGuest { guest, change } => self.apply_in_guest(guest, change),
             Op::SetLparDomain { domain, present } => {
                 self.set_lpar_domain(*domain, *present).map(|()| none)
             }

@@ -25,6 +25,10 @@ pub struct GuestState {
     pub mdev: Option<Uuid>,
     /// Its CPU model's AP features.
     pub cpu: CpuModel,
+    /// Its own kernel's AP bus; absent in earlier files (it then boots
+    /// from the guest's configuration as it is).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bus: Option<Box<HostState>>,
 }
 
 /// Everything needed to restore a host; what can be derived is not saved.
@@ -69,6 +73,19 @@ pub struct HostState {
     pub saved_as: Option<String>,
 }
 
+/// A guest kernel's bus: a host without vfio_ap, so without mdevs or guests.
+fn guest_bus_from_state(state: HostState) -> Result<Host, StateError> {
+    if !state.mdevs.is_empty() || !state.guests.is_empty() {
+        return Err(StateError(
+            "a guest's kernel has no vfio_ap, so no mdevs and no guests of its own".into(),
+        ));
+    }
+    let mut bus = Host::from_state(state)?;
+    bus.vfio_ap = false;
+    bus.reprobe();
+    Ok(bus)
+}
+
 /// A saved state that cannot be a host's: names what is wrong.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 #[error("not a valid apmatrix host state: {0}")]
@@ -93,6 +110,7 @@ impl Host {
                     name: g.name.clone(),
                     mdev: g.mdev,
                     cpu: g.cpu,
+                    bus: Some(Box::new(g.bus.to_state())),
                 })
                 .collect(),
             offline_queues: self.offline_queues.iter().copied().collect(),
@@ -183,6 +201,11 @@ impl Host {
             }
             host.start_guest(&g.name, g.mdev, g.cpu)
                 .map_err(|e| StateError(format!("guest {}: {e}", g.name)))?;
+            if let Some(bus) = g.bus {
+                let bus = guest_bus_from_state(*bus)
+                    .map_err(|e| StateError(format!("guest {}'s AP bus: {}", g.name, e.0)))?;
+                *host.guests.get_mut(&g.name).expect("started").bus = bus;
+            }
         }
         let mut lpar = state.lpar;
         if let Some(usage) = state.lpar_usage_domains {

@@ -132,6 +132,7 @@ fn state_validation_refuses_insecure_files() {
             name: name.into(),
             mdev: Some(u(1)),
             cpu: CpuModel::default(),
+            bus: None,
         });
     }
     assert!(Host::from_state(two_guests)
@@ -144,6 +145,7 @@ fn state_validation_refuses_insecure_files() {
         name: "x".into(),
         mdev: Some(u(9)),
         cpu: CpuModel::default(),
+        bus: None,
     });
     assert!(Host::from_state(ghost).is_err());
 
