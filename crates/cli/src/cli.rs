@@ -80,6 +80,8 @@ pub(crate) enum Command {
         dir: PathBuf,
         #[command(flatten)]
         scans: PeriodicScans,
+        #[command(flatten)]
+        guest: GuestView,
     },
     /// Run a command with the emulated tree over /sys/bus/ap, /sys/bus/matrix, /sys/bus/mdev, /sys/devices/ap, /sys/devices/vfio_ap, /sys/class/mdev_bus and /sys/kernel/iommu_groups
     ///
@@ -94,6 +96,8 @@ pub(crate) enum Command {
     Exec {
         #[command(flatten)]
         scans: PeriodicScans,
+        #[command(flatten)]
+        guest: GuestView,
         /// Keep the host's network namespace (the command can reach the network); udev events are then not sent, since they would reach the host's own udev monitors
         #[arg(long)]
         host_network: bool,
@@ -226,6 +230,14 @@ pub(crate) struct PeriodicScans {
     /// Scan the bus only when asked (a write to scans, apmatrix host scan), not every config_time seconds as the kernel does: HMC changes then wait for the test that made them
     #[arg(long)]
     pub(crate) no_periodic_scans: bool,
+}
+
+/// `--guest` of mount and exec.
+#[derive(clap::Args, Debug)]
+pub(crate) struct GuestView {
+    /// Serve the AP bus that this running guest's kernel builds from its CRYCB (its cards and queues, its own masks, no vfio_ap) instead of the host's; hot plugs show after the guest's own bus scan (its config_time, or a write to its scans)
+    #[arg(long, value_name = "NAME")]
+    pub(crate) guest: Option<String>,
 }
 
 /// `--scan` of the HMC events.

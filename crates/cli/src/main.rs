@@ -59,6 +59,7 @@ fn main() -> ExitCode {
     if let Command::Exec {
         command,
         scans,
+        guest,
         host_network,
     } = &cli.command
     {
@@ -68,7 +69,12 @@ fn main() -> ExitCode {
         } else {
             serve::Network::Private
         };
-        return match serve::exec(store, command, !scans.no_periodic_scans, network) {
+        let options = store::ServerOptions {
+            periodic_scans: !scans.no_periodic_scans,
+            udev_events: network == serve::Network::Private,
+            guest: guest.guest.clone(),
+        };
+        return match serve::exec(store, command, options) {
             Ok(code) => ExitCode::from(code.clamp(0, 255) as u8),
             Err(e) => report(&style, &e),
         };
@@ -118,7 +124,14 @@ fn run(cli: &Cli, matches: &ArgMatches, style: &Style) -> Result<String> {
     let json = |value: &dyn erased::Json| Ok(value.to_json());
     match &cli.command {
         Command::Demo { kernel } => Ok(demo::run(style, kernel)),
-        Command::Mount { dir, scans } => serve::mount(store(), dir, !scans.no_periodic_scans),
+        Command::Mount { dir, scans, guest } => {
+            let options = store::ServerOptions {
+                periodic_scans: !scans.no_periodic_scans,
+                udev_events: false,
+                guest: guest.guest.clone(),
+            };
+            serve::mount(store(), dir, options)
+        }
         Command::Check {
             config,
             sysfs,

@@ -71,9 +71,9 @@ fn block_termination_signals() -> libc::sigset_t {
 }
 
 /// `apmatrix mount DIR`: serves the host at DIR until SIGINT, SIGTERM or
-/// SIGHUP, or until someone unmounts DIR; then unmounts and returns. The
-/// bus scans every `config_time` seconds meanwhile if `periodic_scans`.
-pub fn mount(store: Store, dir: &Path, periodic_scans: bool) -> Result<String, CliError> {
+/// SIGHUP, or until someone unmounts DIR; then unmounts and returns. It
+/// never broadcasts udev events: DIR is in the host's network namespace.
+pub fn mount(store: Store, dir: &Path, options: ServerOptions) -> Result<String, CliError> {
     check_fuse()?;
     let meta = fs::metadata(dir).map_err(|e| fail(format!("{}: {e}", dir.display())))?;
     if !meta.is_dir() {
@@ -82,8 +82,8 @@ pub fn mount(store: Store, dir: &Path, periodic_scans: bool) -> Result<String, C
     let host_path = store.path().to_path_buf();
     let serving = format!("apmatrix mount at {}", dir.display());
     let options = ServerOptions {
-        periodic_scans,
         udev_events: false,
+        ..options
     };
     let (live, serving) = store.live(serving, options)?;
     let signals = block_termination_signals();
@@ -118,32 +118,25 @@ pub fn mount(store: Store, dir: &Path, periodic_scans: bool) -> Result<String, C
 
 /// `apmatrix exec -- CMD...`: runs CMD in a private mount namespace where
 /// the emulated tree stands at /sys/bus/ap, /sys/devices/ap, ... so that
-/// programs with hard-coded /sys paths use it, and (with
-/// [`Network::Private`]) in a private network namespace where the server
-/// broadcasts udev events. Returns CMD's exit status.
+/// programs with hard-coded /sys paths use it, and (with `udev_events`) in
+/// a private network namespace where the server broadcasts udev events.
+/// Returns CMD's exit status.
 ///
 /// Nothing outlives it: CMD is killed if apmatrix dies (PR_SET_PDEATHSIG),
 /// the mounts and the network namespace vanish with us, and the directory
 /// the tree is first mounted on is gone before CMD starts.
-pub fn exec(
-    store: Store,
-    command: &[String],
-    periodic_scans: bool,
-    network: Network,
-) -> Result<i32, CliError> {
+pub fn exec(store: Store, command: &[String], options: ServerOptions) -> Result<i32, CliError> {
     check_fuse()?;
     let (program, args) = command
         .split_first()
         .ok_or_else(|| CliError::Usage("exec needs a command to run".into()))?;
     // Must come first: unshare(CLONE_NEWNS) fails once the process has threads.
     enter_private_mount_namespace()?;
-    if network == Network::Private {
+    // The events go only where nothing but the command listens.
+    let private_network = options.udev_events;
+    if private_network {
         crate::private_net::enter()?;
     }
-    let options = ServerOptions {
-        periodic_scans,
-        udev_events: network == Network::Private,
-    };
     let (live, serving) = store.live(format!("apmatrix exec -- {program}"), options)?;
     let work = tempdir()?;
     let tree = work.join("sys");
@@ -152,7 +145,7 @@ pub fn exec(
         let session = apmatrix_fuse::spawn(live, &tree).map_err(|e| mount_error(&tree, e))?;
         let mut shadows = Vec::new();
         graft_all(&tree, &work, &mut shadows)?;
-        if network == Network::Private {
+        if private_network {
             udev_control_stand_in(&work, &mut shadows)?;
         }
         Ok::<_, CliError>(session)
@@ -286,6 +279,11 @@ fn graft_all(tree: &Path, work: &Path, shadows: &mut Vec<PathBuf>) -> Result<(),
         ));
     }
     for sub in SYS_SUBTREES {
+        // A guest's tree has no vfio_ap parts: the host's stay visible there
+        // (on an s390 host), as nothing can remove a directory of sysfs.
+        if !tree.join(sub).exists() {
+            continue;
+        }
         let target = Path::new("/sys").join(sub);
         ensure_dir(&target, work, shadows)?;
         sys_mount(Some(&tree.join(sub)), &target, None, libc::MS_BIND)?;

@@ -72,6 +72,8 @@ pub enum StoreError {
     Server { socket: PathBuf, why: String },
     #[error("the server has stopped")]
     Stopped,
+    #[error("no running guest {0:?}: start it first (apmatrix guest start {0} --mdev UUID)")]
+    NoGuest(String),
     #[error("{path}: {source}")]
     Io {
         path: PathBuf,
@@ -81,7 +83,7 @@ pub enum StoreError {
 }
 
 /// How a server serves the host.
-#[derive(Copy, Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct ServerOptions {
     /// The bus scans every `config_time` seconds while it serves, as the
     /// kernel does; without, only when asked (deterministic for tests).
@@ -89,6 +91,9 @@ pub struct ServerOptions {
     /// Every change is broadcast to udev monitors of the server's network
     /// namespace (only where that namespace is private to the emulator).
     pub udev_events: bool,
+    /// The tree shows this running guest's own AP bus (what its kernel
+    /// builds from its CRYCB) instead of the host's.
+    pub guest: Option<String>,
 }
 
 /// Where the state file is: `--host`, else `$APMATRIX_HOST`, else

@@ -7,6 +7,7 @@
 //! through, so no acknowledged change can be lost or overwritten by a stale
 //! copy: there is no other copy.
 
+use std::collections::HashMap;
 use std::io::{self, BufReader};
 use std::ops::Deref;
 use std::os::fd::AsRawFd;
@@ -38,6 +39,10 @@ struct Owned {
     /// Announces each change to the udev monitors of `exec`'s private
     /// network namespace; `None` elsewhere.
     udev: Option<Broadcaster>,
+    /// The running guest whose own AP bus the tree shows, if not the host's.
+    guest: Option<String>,
+    /// What the tree shows of a served guest that is not running.
+    no_guest: Host,
 }
 
 type Shared = Arc<Mutex<Owned>>;
@@ -66,6 +71,38 @@ impl Owned {
         self.lock.is_none()
     }
 
+    /// The AP bus the tree shows: the host's, or the served guest's.
+    fn viewed(&self) -> &Host {
+        match &self.guest {
+            None => &self.host,
+            Some(name) => self.host.guest_bus(name).unwrap_or(&self.no_guest),
+        }
+    }
+
+    /// A write through the served guest's tree: parsed on its bus as its
+    /// kernel would, then applied to the host as that guest's operation.
+    fn write_guest_path(
+        &mut self,
+        guest: &str,
+        path: &str,
+        data: &[u8],
+    ) -> Result<Written, AccessError> {
+        let mut bus = self.viewed().clone();
+        let written = apmatrix_sysfs::write_path(&mut bus, path, data)?;
+        let Some(change) = written.op else {
+            return Ok(written);
+        };
+        let op = Op::InGuest {
+            guest: guest.to_string(),
+            change: Box::new(change),
+        };
+        let effects = self.host.apply(&op).map_err(AccessError::Refused)?;
+        Ok(Written {
+            op: Some(op),
+            effects,
+        })
+    }
+
     /// Takes the files' word for the host again (after a failed append).
     fn reload(&mut self) -> Result<(), StoreError> {
         let (loaded, journal) = load_to_append(&self.place)?;
@@ -85,8 +122,12 @@ impl Owned {
         if self.stopped() {
             return Err(StoreError::Stopped);
         }
-        let before = self.udev.is_some().then(|| self.host.clone());
-        match apmatrix_sysfs::write_path(&mut self.host, path, data) {
+        let before = self.udev.is_some().then(|| self.viewed().clone());
+        let result = match self.guest.clone() {
+            None => apmatrix_sysfs::write_path(&mut self.host, path, data),
+            Some(guest) => self.write_guest_path(&guest, path, data),
+        };
+        match result {
             Ok(written) if written.op.is_some() => {
                 self.commit(&written)?;
                 self.announce(before);
@@ -95,11 +136,15 @@ impl Owned {
             Ok(written) => {
                 // A write to a device's `uevent` changes nothing but is
                 // announced (the only accepted write without an op).
+                let viewed = match &self.guest {
+                    None => &self.host,
+                    Some(name) => self.host.guest_bus(name).unwrap_or(&self.no_guest),
+                };
                 if let (Some(udev), Some(apmatrix_sysfs::Node::File(f))) =
-                    (&mut self.udev, apmatrix_sysfs::lookup(&self.host, path))
+                    (&mut self.udev, apmatrix_sysfs::lookup(viewed, path))
                 {
                     if let Some(device) = f.uevent_device() {
-                        udev.synthetic(&self.host, &device, data);
+                        udev.synthetic(viewed, &device, data);
                     }
                 }
                 Ok(Ok(written))
@@ -114,7 +159,7 @@ impl Owned {
         if self.stopped() {
             return Err(StoreError::Stopped);
         }
-        let before = self.udev.is_some().then(|| self.host.clone());
+        let before = self.udev.is_some().then(|| self.viewed().clone());
         let Ok(effects) = self.host.apply(op) else {
             return Ok(());
         };
@@ -129,8 +174,15 @@ impl Owned {
     /// Tells udev's monitors what changed since `before` (a durable change:
     /// one taken back is never announced).
     fn announce(&mut self, before: Option<Host>) {
-        if let (Some(udev), Some(before)) = (&mut self.udev, before) {
-            udev.changed(&before, &self.host);
+        let Some(before) = before else {
+            return;
+        };
+        let viewed = match &self.guest {
+            None => &self.host,
+            Some(name) => self.host.guest_bus(name).unwrap_or(&self.no_guest),
+        };
+        if let Some(udev) = &mut self.udev {
+            udev.changed(&before, viewed);
         }
     }
 
@@ -191,8 +243,9 @@ impl Owned {
                 };
                 match snapshot::save(&self.place.dir, &self.place.names, &host) {
                     Ok(tag) => {
-                        let before = std::mem::replace(&mut self.host, host);
-                        self.announce(Some(before));
+                        let before = self.udev.is_some().then(|| self.viewed().clone());
+                        self.host = host;
+                        self.announce(before);
                         self.tag = Some(tag);
                         self.journal = None;
                         self.generation += 1;
@@ -220,7 +273,7 @@ pub struct HostGuard<'a>(MutexGuard<'a, Owned>);
 impl Deref for HostGuard<'_> {
     type Target = Host;
     fn deref(&self) -> &Host {
-        &self.0.host
+        self.0.viewed()
     }
 }
 
@@ -318,12 +371,20 @@ pub fn start(
     let mut owned = Owned {
         place,
         lock: Some(lock_file),
-        host: loaded.host,
         generation: 0,
+        no_guest: Host::stopped_guest_bus(loaded.host.profile()),
+        host: loaded.host,
         tag: loaded.tag,
         journal,
         udev: None,
+        guest: None,
     };
+    if let Some(name) = &options.guest {
+        if owned.host.guest(name).is_none() {
+            return Err(StoreError::NoGuest(name.clone()));
+        }
+        owned.guest = Some(name.clone());
+    }
     if options.udev_events {
         owned.udev = Some(Broadcaster::new().map_err(|e| StoreError::Io {
             path: "udev monitor socket (netlink)".into(),
@@ -380,6 +441,7 @@ fn accept_loop(listener: UnixListener, shared: Shared, serving: String) {
 /// The bus's periodic scan, until the server stops or is gone.
 fn scan_periodically(shared: Weak<Mutex<Owned>>) {
     let mut clock: Option<ScanClock> = None;
+    let mut guest_clocks: HashMap<String, ScanClock> = HashMap::new();
     loop {
         std::thread::sleep(TICK);
         let Some(shared) = shared.upgrade() else {
@@ -396,6 +458,28 @@ fn scan_periodically(shared: Weak<Mutex<Owned>>) {
         if clock.due(&owned.host, now) {
             if let Err(e) = owned.apply(&Op::Rescan) {
                 crate::style::say(format_args!("apmatrix: the periodic bus scan failed: {e}"));
+            }
+        }
+        // Each running guest's kernel scans its own bus on its own clock.
+        let running: Vec<String> = owned.host.guests().map(|g| g.name.clone()).collect();
+        guest_clocks.retain(|name, _| running.contains(name));
+        for name in running {
+            let Some(bus) = owned.host.guest_bus(&name) else {
+                continue;
+            };
+            let clock = guest_clocks
+                .entry(name.clone())
+                .or_insert_with(|| ScanClock::new(bus, now));
+            if clock.due(bus, now) {
+                let scan = Op::InGuest {
+                    guest: name.clone(),
+                    change: Box::new(Op::Rescan),
+                };
+                if let Err(e) = owned.apply(&scan) {
+                    crate::style::say(format_args!(
+                        "apmatrix: guest {name}'s periodic bus scan failed: {e}"
+                    ));
+                }
             }
         }
     }

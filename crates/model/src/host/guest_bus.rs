@@ -65,6 +65,23 @@ impl Host {
         self.guests.get(name).map(|g| &*g.bus)
     }
 
+    /// The bus of a guest that is not running: nothing on it.
+    pub fn stopped_guest_bus(profile: &'static crate::profile::KernelProfile) -> Host {
+        let nothing = Topology {
+            name: "a stopped guest".into(),
+            apxa: false,
+            qci_max_adapter_id: 0,
+            qci_max_domain_id: 0,
+            usage_domains: Mask256::EMPTY,
+            control_domains: Mask256::EMPTY,
+            cards: Default::default(),
+            boot: BootParameters::default(),
+        };
+        let mut bus = Host::new(nothing, profile);
+        bus.vfio_ap = false;
+        bus
+    }
+
     /// Whether vfio_ap is loaded (always on the host; a guest's bus has none).
     pub fn has_vfio_ap(&self) -> bool {
         self.vfio_ap
