@@ -157,7 +157,10 @@ fn matrix(matrix: &str, cdoms: &str) {
     let (text, cdoms_text) = print(&m);
     let back = parse_matrix(&text, &cdoms_text)
         .unwrap_or_else(|| panic!("printout refused: {text:?} {cdoms_text:?}"));
-    assert_eq!(back, m, "printout {text:?} {cdoms_text:?} reads back differently");
+    assert_eq!(
+        back, m,
+        "printout {text:?} {cdoms_text:?} reads back differently"
+    );
     assert_eq!(
         parse_matrix(&text.to_uppercase(), &cdoms_text.to_uppercase()),
         Some(m.clone())

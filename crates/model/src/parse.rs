@@ -486,11 +486,12 @@ pub struct SyntheticUevent {
     pub args: Vec<(String, String)>,
 }
 
-/// Parses a write to `uevent` as the driver core does: one trailing newline
-/// is dropped, words are separated by spaces; `None` (EINVAL) for an unknown
-/// action, a second word that is not a UUID, or an argument that is not
-/// `KEY=VALUE` with an alphanumeric KEY.
+/// Parses a write to `uevent` as the driver core does: its string functions
+/// stop at a NUL, one trailing newline is dropped, words are separated by
+/// spaces; `None` (EINVAL) for an unknown action, a second word that is not
+/// a UUID, or an argument that is not `KEY=VALUE` with an alphanumeric KEY.
 pub fn parse_synthetic_uevent(input: &[u8]) -> Option<SyntheticUevent> {
+    let input = c_str(input);
     let text = input.strip_suffix(b"\n").unwrap_or(input);
     let text = std::str::from_utf8(text).ok()?;
     let mut words = text.split(' ').filter(|w| !w.is_empty());

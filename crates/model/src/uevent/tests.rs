@@ -265,6 +265,11 @@ fn a_uevent_write_is_announced_with_its_synth_keys() {
         e.summary(),
         format!("add /devices/vfio_ap/matrix (matrix) SYNTH_UUID={id} SYNTH_ARG_A=1 SYNTH_ARG_b2=x DRIVER=vfio_ap")
     );
+    let cut = synthetic(&h, &card, b"change\0 frob").unwrap();
+    assert_eq!(
+        cut.env[0].1, "0",
+        "the kernel's string functions stop at a NUL"
+    );
     let unbind = synthetic(&h, &card, b"unbind").unwrap();
     assert!(!unbind.summary().contains("MODALIAS"));
     for bad in [
