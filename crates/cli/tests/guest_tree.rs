@@ -4,33 +4,10 @@
 //! its writes change its bus only.
 
 mod common;
-use common::{fuse_usable, BIN};
+use common::{fuse_usable, seed_guests as setup, BIN, SEED_GUEST_UUIDS as UUIDS};
 
 use std::path::Path;
 use std::process::Command;
-
-const UUIDS: [&str; 3] = [
-    "669d9b23-fe1b-4ecb-be08-a2fabca99b71",
-    "8da4b1d8-3e14-4ad1-8f0e-5d2a3c4b5e6f",
-    "d1a4b2c3-d4e5-4f60-8a7b-9c0d1e2f3a4b",
-];
-
-/// The seed document's configuration, made through the host's tree.
-const SETUP: &str = r#"
-set -eu
-echo -5,-6 > /sys/bus/ap/apmask
-echo -4,-0x47,-0xab,-0xff > /sys/bus/ap/aqmask
-create=/sys/devices/vfio_ap/matrix/mdev_supported_types/vfio_ap-passthrough/create
-m=/sys/devices/vfio_ap/matrix
-for u in $U1 $U2 $U3; do echo $u > $create; done
-echo 5 > $m/$U1/assign_adapter; echo 6 > $m/$U1/assign_adapter
-echo 4 > $m/$U1/assign_domain; echo 0xab > $m/$U1/assign_domain
-echo 5 > $m/$U2/assign_adapter; echo 0x47 > $m/$U2/assign_domain; echo 0xff > $m/$U2/assign_domain
-echo 6 > $m/$U3/assign_adapter; echo 0x47 > $m/$U3/assign_domain; echo 0xff > $m/$U3/assign_domain
-apmatrix guest start Guest1 --mdev $U1 > /dev/null
-apmatrix guest start Guest2 --mdev $U2 > /dev/null
-apmatrix guest start Guest3 --mdev $U3 > /dev/null
-"#;
 
 /// What a guest's tree shows: its queues under the bus, their drivers and
 /// each card's type, its masks, and whether vfio_ap is there.
@@ -42,15 +19,6 @@ echo "cex4queue: $(ls /sys/bus/ap/drivers/cex4queue | grep -v -e bind -e uevent 
 echo "drivers: $(ls /sys/bus/ap/drivers | tr '\n' ' ')"
 test -e /sys/devices/vfio_ap/matrix/mdev_supported_types && echo "vfio_ap: present" || echo "vfio_ap: none"
 "#;
-
-fn setup(host: &Path) {
-    let env = [
-        ("U1", UUIDS[0].to_string()),
-        ("U2", UUIDS[1].to_string()),
-        ("U3", UUIDS[2].to_string()),
-    ];
-    common::exec(host, "seed", SETUP, &env);
-}
 
 fn in_guest(host: &Path, guest: &str, script: &str) -> String {
     let bin_dir = Path::new(BIN).parent().unwrap();

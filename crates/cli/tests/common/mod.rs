@@ -163,3 +163,38 @@ pub fn exec(host: &Path, kernel: &str, script: &str, env: &[(&str, String)]) -> 
     );
     ran
 }
+
+/// The seed document's three mdevs (Guest1, Guest2, Guest3).
+pub const SEED_GUEST_UUIDS: [&str; 3] = [
+    "669d9b23-fe1b-4ecb-be08-a2fabca99b71",
+    "8da4b1d8-3e14-4ad1-8f0e-5d2a3c4b5e6f",
+    "d1a4b2c3-d4e5-4f60-8a7b-9c0d1e2f3a4b",
+];
+
+/// The seed document's configuration, made through the host's tree.
+const SEED_GUESTS: &str = r#"
+set -eu
+echo -5,-6 > /sys/bus/ap/apmask
+echo -4,-0x47,-0xab,-0xff > /sys/bus/ap/aqmask
+create=/sys/devices/vfio_ap/matrix/mdev_supported_types/vfio_ap-passthrough/create
+m=/sys/devices/vfio_ap/matrix
+for u in $U1 $U2 $U3; do echo $u > $create; done
+echo 5 > $m/$U1/assign_adapter; echo 6 > $m/$U1/assign_adapter
+echo 4 > $m/$U1/assign_domain; echo 0xab > $m/$U1/assign_domain
+echo 5 > $m/$U2/assign_adapter; echo 0x47 > $m/$U2/assign_domain; echo 0xff > $m/$U2/assign_domain
+echo 6 > $m/$U3/assign_adapter; echo 0x47 > $m/$U3/assign_domain; echo 0xff > $m/$U3/assign_domain
+apmatrix guest start Guest1 --mdev $U1 > /dev/null
+apmatrix guest start Guest2 --mdev $U2 > /dev/null
+apmatrix guest start Guest3 --mdev $U3 > /dev/null
+"#;
+
+/// A fresh host at `host` (seed profile) set up as the seed document's
+/// example, through the tree, with its three guests running.
+pub fn seed_guests(host: &Path) {
+    let env = [
+        ("U1", SEED_GUEST_UUIDS[0].to_string()),
+        ("U2", SEED_GUEST_UUIDS[1].to_string()),
+        ("U3", SEED_GUEST_UUIDS[2].to_string()),
+    ];
+    exec(host, "seed", SEED_GUESTS, &env);
+}
