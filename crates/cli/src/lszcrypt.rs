@@ -1,5 +1,6 @@
 //! The host's `lszcrypt`, output-compatible with s390-tools v2.43
-//! (tools.md Part A §1): the default table, `-V`, `-b` and `-d`.
+//! (tools.md Part A §1; docs/lszcrypt.md): the default table, `-V`, `-b`
+//! and `-d`.
 
 use std::fmt::Write as _;
 
@@ -218,8 +219,9 @@ pub fn domains(host: &Host) -> String {
     out.push('\n');
     let dashes = "-".repeat(6 + 16 * 3);
     let _ = writeln!(out, "{dashes}");
-    let rows = (t.max_domain_id() as usize + 16) / 16;
-    for row in 0..rows {
+    // Always 16 rows (all 256 domains), whatever the maximum domain
+    // (tools.md Part A §1; Debian's 2.35 on a host with 84 as maximum).
+    for row in 0..16 {
         let _ = write!(out, "    {:02x}", row * 16);
         for col in 0..16 {
             let d = (row * 16 + col) as u8;

@@ -168,3 +168,97 @@ cat /sys/bus/ap/ap_domain
         "0\n0\n05       CEX5C CCA-Coproc  offline           0\n1\n0\n1\n60\n171\n"
     );
 }
+
+/// A z16-like LPAR (maximum domain 84) whose cards are deconfigured,
+/// checkstopped, offline, older than CEX4, newer and given to vfio_ap.
+const TROUBLED_HOST: &str = r#"
+name = "troubled"
+max_domain_id = 84
+usage_domains = "0x04,0x0b,0x54"
+control_domains = "0x00-0x0f,0x54"
+
+[[card]]
+id = 0x04
+type = "CEX5P"
+
+[[card]]
+id = 0x05
+type = "CEX5C"
+
+[[card]]
+id = 0x06
+type = "CEX7A"
+
+[[card]]
+id = 0x07
+type = "CEX3C"
+
+[[card]]
+id = 0x08
+type = "CEX8P"
+"#;
+
+#[test]
+fn apmatrix_lszcrypt_equals_the_real_one_on_a_host_with_every_card_state() {
+    let Some(root) = s390_root() else {
+        return;
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let host = tmp.path().join("host.json");
+    let description = tmp.path().join("troubled.toml");
+    std::fs::write(&description, TROUBLED_HOST).unwrap();
+    let from = description.to_str().unwrap();
+    common::succeeded(common::apmatrix(&host, &["host", "init", "--from", from]));
+    for event in [
+        &["host", "card", "4", "config", "off", "--scan"][..],
+        &["host", "card", "5", "checkstop", "on", "--scan"],
+        &["host", "card", "6", "online", "off"],
+        &["mask", "set", "apmask", "-8"],
+        &["mask", "set", "aqmask", "-0x54"],
+    ] {
+        common::succeeded(common::apmatrix(&host, event));
+    }
+    let mut script = String::from(TOOL);
+    for args in ["", "-V", "-b", "-d"] {
+        script.push_str(&format!(
+            "t lszcrypt {args}; echo ==; apmatrix lszcrypt {args}; echo ==\n"
+        ));
+    }
+    let seen = run(&host, &root, None, &script);
+    let parts: Vec<&str> = seen.split("==\n").collect();
+    assert_eq!(parts.len(), 9, "{seen}");
+    let [plain, ours, verbose, ours_verbose, bus, ours_bus, domains, ours_domains] =
+        parts[..8].try_into().unwrap();
+    assert_eq!(plain, ours, "lszcrypt");
+    assert!(
+        plain.contains("04       CEX5P EP11-Coproc deconfig          -\n"),
+        "{plain}"
+    );
+    assert!(
+        plain.contains("05       CEX5C CCA-Coproc  chkstop           0\n"),
+        "{plain}"
+    );
+    assert!(
+        plain.contains("06.000b  CEX7A Accelerator offline           0\n"),
+        "{plain}"
+    );
+    assert!(
+        !plain.contains("08.0004"),
+        "vfio_ap's queues only with -V: {plain}"
+    );
+    assert_eq!(
+        verbose.replace(" 09 ", " 08 "),
+        ours_verbose,
+        "lszcrypt -V (QDEPTH aside)"
+    );
+    assert!(
+        verbose.contains("08.0004  CEX8P EP11-Coproc unassigned        -"),
+        "{verbose}"
+    );
+    // 2.35 printed ap_domain unpadded; v2.42 on pads it to two digits.
+    let bus_v243 = bus.replace("ap_domain=0x4\n", "ap_domain=0x04\n");
+    assert_ne!(bus_v243, bus, "2.35's ap_domain is unpadded");
+    assert_eq!(bus_v243, ours_bus, "lszcrypt -b");
+    assert!(bus.contains("ap_max_domain_id=0x54\n"), "{bus}");
+    assert_eq!(domains, ours_domains, "lszcrypt -d");
+}
