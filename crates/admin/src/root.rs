@@ -26,6 +26,8 @@ pub trait SysfsRoot {
     fn list(&self, path: &str) -> io::Result<Vec<String>>;
     /// Where the root is, for messages and shell commands (`/sys`).
     fn describe(&self) -> String;
+    /// The target of a symbolic link (a device's `driver`).
+    fn read_link(&self, path: &str) -> io::Result<String>;
     /// The kernel generation behind the tree, when the root knows it (an
     /// emulator does); `None` leaves it to [`crate::observe`].
     fn kernel_profile(&self) -> Option<&'static KernelProfile> {
@@ -96,6 +98,10 @@ impl SysfsRoot for DirRoot {
         self.root.display().to_string()
     }
 
+    fn read_link(&self, path: &str) -> io::Result<String> {
+        Ok(fs::read_link(self.at(path))?.to_string_lossy().into_owned())
+    }
+
     fn kernel_profile(&self) -> Option<&'static KernelProfile> {
         self.profile
     }
@@ -135,6 +141,14 @@ impl SysfsRoot for EmulatedRoot {
 
     fn describe(&self) -> String {
         "/sys".into()
+    }
+
+    fn read_link(&self, path: &str) -> io::Result<String> {
+        match apmatrix_sysfs::lookup(&self.host, path) {
+            Some(apmatrix_sysfs::Node::Link(target)) => Ok(target),
+            Some(_) => Err(io::Error::from_raw_os_error(22)),
+            None => Err(io::Error::from_raw_os_error(2)),
+        }
     }
 
     fn kernel_profile(&self) -> Option<&'static KernelProfile> {

@@ -111,6 +111,9 @@ impl<R: SysfsRoot> SysfsRoot for Refusing<R> {
     fn describe(&self) -> String {
         self.inner.describe()
     }
+    fn read_link(&self, path: &str) -> std::io::Result<String> {
+        self.inner.read_link(path)
+    }
 }
 
 #[test]
@@ -773,6 +776,9 @@ fn the_generation_is_told_from_the_attributes() {
         }
         fn describe(&self) -> String {
             self.0.describe()
+        }
+        fn read_link(&self, path: &str) -> std::io::Result<String> {
+            self.0.read_link(path)
         }
     }
     use apmatrix_model::profile::{DYN, NEW, OLD};

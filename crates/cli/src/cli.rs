@@ -48,16 +48,47 @@ pub(crate) enum Command {
     #[command(subcommand)]
     Host(HostCommand),
     /// List crypto cards and queues like s390-tools' lszcrypt
+    ///
+    /// Reads the tree as s390-tools' lszcrypt does and prints what it prints
+    /// (v2.43's format; docs/lszcrypt.md): the emulated host's own tree, or
+    /// with --sysfs any sysfs root (a real /sys, a mounted emulator).
     Lszcrypt {
+        /// Cards (xx), queues (xx.yyyy) or a domain on every card (.yyyy), hex
+        #[arg(value_name = "DEVICE_IDS")]
+        ids: Vec<String>,
         /// Verbose: all queues, with PENDING, HWTYPE, QDEPTH, FUNCTIONS, DRIVER
         #[arg(short = 'V', long)]
         verbose: bool,
-        /// Show the AP bus attributes
-        #[arg(short, long, conflicts_with_all = ["verbose", "domains"])]
+        /// Show the AP bus attributes (before -c, -d and -s, as lszcrypt)
+        #[arg(short, long)]
         bus: bool,
+        /// Show what a card (xx) or queue (xx.yyyy) can do
+        #[arg(short, long, value_name = "DEVICE_ID")]
+        capability: Option<String>,
         /// Show the usage and control domains
-        #[arg(short, long, conflicts_with = "verbose")]
+        #[arg(short, long)]
         domains: bool,
+        /// Show the serial numbers of the CCA and EP11 cards
+        #[arg(short, long)]
+        serial: bool,
+        /// Only cards
+        #[arg(long)]
+        cardonly: bool,
+        /// Only queues
+        #[arg(long)]
+        queueonly: bool,
+        /// Only accelerators
+        #[arg(long)]
+        accelonly: bool,
+        /// Only CCA coprocessors
+        #[arg(long)]
+        ccaonly: bool,
+        /// Only EP11 coprocessors
+        #[arg(long)]
+        ep11only: bool,
+        /// A sysfs root to read instead of the emulated host's state (/sys, or a mounted emulator)
+        #[arg(long, value_name = "DIR")]
+        sysfs: Option<PathBuf>,
     },
     /// Show who owns each APQN: the host, free for vfio_ap, or which mdev and guest
     Matrix,

@@ -45,6 +45,9 @@ enum CliError {
     /// Some steps of a multi-step command were applied before a refusal.
     #[error("{error}")]
     Partial { done: String, error: ApError },
+    /// It failed after printing `done` (lszcrypt's errors). Status 1.
+    #[error("{message}")]
+    FailedAfter { done: String, message: String },
 }
 
 type Result<T, E = CliError> = std::result::Result<T, E>;
@@ -82,7 +85,7 @@ fn main() -> ExitCode {
     match run(&cli, &matches, &style) {
         Ok(text) => emit(&text).unwrap_or(ExitCode::SUCCESS),
         Err(e) => {
-            if let CliError::Partial { done, .. } = &e {
+            if let CliError::Partial { done, .. } | CliError::FailedAfter { done, .. } = &e {
                 if let Some(code) = emit(done) {
                     return code;
                 }
@@ -114,7 +117,8 @@ fn report(style: &Style, e: &CliError) -> ExitCode {
         CliError::Refused(_)
         | CliError::Store(_)
         | CliError::Failed(_)
-        | CliError::Partial { .. } => ExitCode::FAILURE,
+        | CliError::Partial { .. }
+        | CliError::FailedAfter { .. } => ExitCode::FAILURE,
     }
 }
 
@@ -199,21 +203,46 @@ fn run(cli: &Cli, matches: &ArgMatches, style: &Style) -> Result<String> {
         }
         Command::Host(HostCommand::Topology) => Ok(store().load()?.topology().to_toml()),
         Command::Lszcrypt {
+            ids,
             verbose,
             bus,
+            capability,
             domains,
+            serial,
+            cardonly,
+            queueonly,
+            accelonly,
+            ccaonly,
+            ep11only,
+            sysfs,
         } => {
-            let host = store().load()?;
+            let options = lszcrypt::Options {
+                verbose: *verbose,
+                bus: *bus,
+                domains: *domains,
+                serial: *serial,
+                capability: capability.clone(),
+                card_only: *cardonly,
+                queue_only: *queueonly,
+                accel_only: *accelonly,
+                cca_only: *ccaonly,
+                ep11_only: *ep11only,
+                ids: ids.clone(),
+            };
+            let root: Box<dyn apmatrix_admin::root::SysfsRoot> = match sysfs {
+                Some(dir) => Box::new(apmatrix_admin::root::DirRoot::new(dir)),
+                None => Box::new(apmatrix_admin::root::EmulatedRoot {
+                    host: store().load()?,
+                }),
+            };
+            let failed = |f: lszcrypt::Failure| CliError::FailedAfter {
+                done: f.done,
+                message: format!("lszcrypt: {}", f.message),
+            };
             if cli.json {
-                return json(&lszcrypt::rows(&host, *verbose));
+                return json(&lszcrypt::rows(root.as_ref(), &options).map_err(failed)?);
             }
-            Ok(if *bus {
-                lszcrypt::bus(&host)
-            } else if *domains {
-                lszcrypt::domains(&host)
-            } else {
-                lszcrypt::table(&host, *verbose)
-            })
+            lszcrypt::run(root.as_ref(), &options).map_err(failed)
         }
         Command::Matrix => {
             let host = store().load()?;
