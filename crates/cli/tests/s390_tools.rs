@@ -160,13 +160,101 @@ t chzcrypt -c 60
 cat /sys/bus/ap/config_time
 t chzcrypt -q 0xab
 cat /sys/bus/ap/ap_domain
+t chzcrypt -a -d
+cat /sys/devices/ap/card0[456]/online | tr -d '\\n'; echo
+t chzcrypt -a -e
+cat /sys/devices/ap/card0[456]/online | tr -d '\\n'; echo
+t chzcrypt --config-off 04
+cat /sys/devices/ap/card04/config
+apmatrix lszcrypt 04 | tail -1
+t chzcrypt --config-on 04
+cat /sys/devices/ap/card04/config
+t chzcrypt -t 100000
+cat /sys/bus/ap/poll_timeout
+t chzcrypt -p
+cat /sys/bus/ap/poll_thread
+t chzcrypt -n
+cat /sys/bus/ap/poll_thread
 "
     );
     let seen = run(&host, &root, None, &script);
     assert_eq!(
         seen,
-        "0\n0\n05       CEX5C CCA-Coproc  offline           0\n1\n0\n1\n60\n171\n"
+        "0\n0\n05       CEX5C CCA-Coproc  offline           0\n1\n0\n1\n60\n171\n\
+         000\n111\n0\n04.00ff  CEX5P EP11-Coproc deconfig          -\n1\n100000\n1\n0\n"
     );
+}
+
+/// An autostart mdev of adapters 5, 6 and domains 4, 0xab, for `check --etc`.
+const AUTOSTART: &str = r#"
+[masks]
+derive = "adapters"
+
+[[mdev]]
+name = "guest1"
+adapters = "5,6"
+domains = "4,0xab"
+autostart = true
+"#;
+
+#[test]
+fn chzdev_changes_the_masks_refuses_conflicts_and_persists_what_check_reads() {
+    let Some(root) = s390_root() else {
+        return;
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let host = tmp.path().join("host.json");
+    let config = tmp.path().join("autostart.toml");
+    std::fs::write(&config, AUTOSTART).unwrap();
+    common::succeeded(common::apmatrix(&host, &["host", "init"]));
+    common::succeeded(common::apmatrix(
+        &host,
+        &["apply", config.to_str().unwrap()],
+    ));
+    // chzdev writes /etc/udev/rules.d and reads /etc/mdevctl.d: both private.
+    let script = format!(
+        "{TOOL}set +e
+for d in /etc/udev/rules.d /etc/mdevctl.d; do mount -t tmpfs tmpfs $d; done
+t lszdev --type ap | grep -e apmask -e aqmask
+t chzdev --type ap apmask=+5 -a -y 2>&1; echo rc=$?
+cat /sys/bus/ap/apmask
+t chzdev --type ap apmask=-4 -a -y > /dev/null; echo rc=$?
+cat /sys/bus/ap/apmask
+t chzdev --type ap apmask=+4,+5 -p -y > /dev/null; echo rc=$?
+grep -c 'apmask}}=\"0xfd' /etc/udev/rules.d/41-ap.rules
+apmatrix check --sysfs /sys --etc /etc {config} 2>&1 | head -1; echo check=${{PIPESTATUS[0]}}
+",
+        config = config.display()
+    );
+    let seen = run(&host, &root, None, &script);
+    assert_eq!(
+        seen,
+        "  apmask     \"0-4,7-255\"  -\n  aqmask     \"0-255\"      -\n\
+         chzdev: apmask conflicts with mdev {uuid} APQN 5.4\n\
+         chzdev: apmask conflicts with mdev {uuid} APQN 5.171\n\
+         ap device type configure failed\n    Error: Invalid configuration\n\
+         Configuring device type in the active configuration only\n\
+         rc=9\n\
+         0xf9ffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff\n\
+         rc=0\n\
+         0xf1ffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff\n\
+         rc=0\n1\n\
+         apmatrix: error: mdev guest1 ({uuid}): APQN 5.4 5.171 is not defined for vfio_ap-passthrough use by the persistent ap bus mask settings; it would fail to start at boot\n\
+         check=1\n"
+            .replace("{uuid}", &mdev_uuid(&host))
+    );
+}
+
+/// The UUID `apply` gave the configuration's one mdev.
+fn mdev_uuid(host: &Path) -> String {
+    let list = common::succeeded(common::apmatrix(host, &["mdev", "list"]));
+    list.lines()
+        .nth(1)
+        .unwrap()
+        .split(' ')
+        .next()
+        .unwrap()
+        .to_string()
 }
 
 /// A z16-like LPAR (maximum domain 84) whose cards are deconfigured,
