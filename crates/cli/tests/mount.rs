@@ -85,7 +85,17 @@ fn kill_9_mid_writes_loses_no_returned_write() {
             .stderr(Stdio::null())
             .spawn()
             .unwrap();
-        std::thread::sleep(Duration::from_millis(20 + round * 37 % 90));
+        // Kill once this round has returned a few writes (not after a fixed
+        // time: on a busy machine that may be before the first), then at a
+        // point that varies by round.
+        let returned =
+            |log: &std::path::Path| std::fs::read_to_string(log).map_or(0, |t| t.lines().count());
+        let wanted = (round as usize + 1) * 5;
+        let deadline = std::time::Instant::now() + Duration::from_secs(120);
+        while returned(&log) < wanted && std::time::Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        std::thread::sleep(Duration::from_millis(round * 7));
         served.signal(libc::SIGKILL);
         // 3: a write failed because the server died (the others: all done)
         if writer.wait().unwrap().code() == Some(3) {
