@@ -43,6 +43,10 @@ enum CliError {
     /// Some steps of a multi-step command were applied before a refusal.
     #[error("{error}")]
     Partial { done: String, error: ApError },
+    /// A command printed `done`, then failed (status 1) as the tool it
+    /// emulates does (lszcrypt).
+    #[error("{message}")]
+    Printed { done: String, message: String },
 }
 
 type Result<T, E = CliError> = std::result::Result<T, E>;
@@ -64,7 +68,7 @@ fn main() -> ExitCode {
     match run(&cli, &matches, &style) {
         Ok(text) => emit(&text).unwrap_or(ExitCode::SUCCESS),
         Err(e) => {
-            if let CliError::Partial { done, .. } = &e {
+            if let CliError::Partial { done, .. } | CliError::Printed { done, .. } = &e {
                 if let Some(code) = emit(done) {
                     return code;
                 }
@@ -96,7 +100,70 @@ fn report(style: &Style, e: &CliError) -> ExitCode {
         CliError::Refused(_)
         | CliError::Store(_)
         | CliError::Failed(_)
-        | CliError::Partial { .. } => ExitCode::FAILURE,
+        | CliError::Partial { .. }
+        | CliError::Printed { .. } => ExitCode::FAILURE,
+    }
+}
+
+/// `apmatrix lszcrypt`: on the state file's host or on `--sysfs DIR`.
+fn lszcrypt_command(
+    cli: &Cli,
+    args: &LszcryptArgs,
+    matches: &ArgMatches,
+    store: &Store,
+) -> Result<String> {
+    use lszcrypt::Action;
+    // The first of -b, -c, -d, -s on the command line acts.
+    let sub = matches.subcommand_matches("lszcrypt");
+    let first = |id: &str| sub.and_then(|m| m.index_of(id)).unwrap_or(usize::MAX);
+    let action = [
+        (args.bus, first("bus"), Action::Bus),
+        (args.domains, first("domains"), Action::Domains),
+        (args.serial, first("serial"), Action::Serials),
+        (
+            args.capability.is_some(),
+            first("capability"),
+            Action::Capability(args.capability.clone().unwrap_or_default()),
+        ),
+    ]
+    .into_iter()
+    .filter(|(given, _, _)| *given)
+    .min_by_key(|(_, index, _)| *index)
+    .map_or(Action::Table, |(_, _, a)| a);
+    let options = lszcrypt::Options {
+        verbose: args.verbose,
+        accel: args.accelonly,
+        cca: args.ccaonly,
+        ep11: args.ep11only,
+        cards: args.cardonly,
+        queues: args.queueonly,
+        ids: args.ids.clone(),
+    };
+    let (listing, rows) = match &args.sysfs {
+        Some(dir) => {
+            if let Err(e) = std::fs::read_dir(dir) {
+                return Err(CliError::Failed(format!(
+                    "Could not access directory: {}: {}",
+                    dir.display(),
+                    e.to_string().split(" (os error").next().unwrap_or_default()
+                )));
+            }
+            lszcrypt::run(&apmatrix_admin::DirRoot::new(dir), &action, &options)
+        }
+        None => {
+            let root = apmatrix_admin::EmulatedRoot {
+                host: store.load()?,
+            };
+            lszcrypt::run(&root, &action, &options)
+        }
+    };
+    match listing.failure {
+        Some(message) => Err(CliError::Printed {
+            done: listing.text,
+            message,
+        }),
+        None if cli.json && action == Action::Table => Ok(erased::Json::to_json(&rows)),
+        None => Ok(listing.text),
     }
 }
 
@@ -173,23 +240,7 @@ fn run(cli: &Cli, matches: &ArgMatches, style: &Style) -> Result<String> {
             Ok(host_text(&host))
         }
         Command::Host(HostCommand::Topology) => Ok(store().load()?.topology().to_toml()),
-        Command::Lszcrypt {
-            verbose,
-            bus,
-            domains,
-        } => {
-            let host = store().load()?;
-            if cli.json {
-                return json(&lszcrypt::rows(&host, *verbose));
-            }
-            Ok(if *bus {
-                lszcrypt::bus(&host)
-            } else if *domains {
-                lszcrypt::domains(&host)
-            } else {
-                lszcrypt::table(&host, *verbose)
-            })
-        }
+        Command::Lszcrypt(args) => lszcrypt_command(cli, args, matches, &store()),
         Command::Matrix => {
             let host = store().load()?;
             if cli.json {
