@@ -24,10 +24,15 @@ pub trait SysfsRoot {
     fn write(&mut self, path: &str, data: &str) -> Result<(), WriteFailure>;
     /// The names in a directory.
     fn list(&self, path: &str) -> io::Result<Vec<String>>;
+    /// The target of a symbolic link, as readlink(2) gives it (a driver's
+    /// `driver` link); links before the last component are followed.
+    /// Roots that do not know links say so (`Unsupported`).
+    fn read_link(&self, path: &str) -> io::Result<String> {
+        let _ = path;
+        Err(io::ErrorKind::Unsupported.into())
+    }
     /// Where the root is, for messages and shell commands (`/sys`).
     fn describe(&self) -> String;
-    /// The target of a symbolic link (a device's `driver`).
-    fn read_link(&self, path: &str) -> io::Result<String>;
     /// The kernel generation behind the tree, when the root knows it (an
     /// emulator does); `None` leaves it to [`crate::observe`].
     fn kernel_profile(&self) -> Option<&'static KernelProfile> {
@@ -94,12 +99,12 @@ impl SysfsRoot for DirRoot {
         Ok(names)
     }
 
-    fn describe(&self) -> String {
-        self.root.display().to_string()
-    }
-
     fn read_link(&self, path: &str) -> io::Result<String> {
         Ok(fs::read_link(self.at(path))?.to_string_lossy().into_owned())
+    }
+
+    fn describe(&self) -> String {
+        self.root.display().to_string()
     }
 
     fn kernel_profile(&self) -> Option<&'static KernelProfile> {
@@ -109,6 +114,10 @@ impl SysfsRoot for DirRoot {
 
 /// The errno of a failed write that carries none.
 const EIO: i32 = 5;
+/// readlink(2) of a missing path.
+const ENOENT: i32 = 2;
+/// readlink(2) of something that is not a link.
+const EINVAL: i32 = 22;
 
 /// An emulated host in this process, through the same sysfs view the FUSE
 /// server serves.
@@ -139,16 +148,21 @@ impl SysfsRoot for EmulatedRoot {
             .map_err(|e| io::Error::from_raw_os_error(e.errno().code()))
     }
 
-    fn describe(&self) -> String {
-        "/sys".into()
+    fn read_link(&self, path: &str) -> io::Result<String> {
+        let (dir, name) = path.rsplit_once('/').unwrap_or(("", path));
+        let parent = match apmatrix_sysfs::resolve_path(&self.host, dir) {
+            Some(apmatrix_sysfs::Node::Dir(d)) => d,
+            _ => return Err(io::Error::from_raw_os_error(ENOENT)),
+        };
+        match apmatrix_sysfs::child(&self.host, parent, name) {
+            Some(apmatrix_sysfs::Node::Link(target)) => Ok(target),
+            Some(_) => Err(io::Error::from_raw_os_error(EINVAL)),
+            None => Err(io::Error::from_raw_os_error(ENOENT)),
+        }
     }
 
-    fn read_link(&self, path: &str) -> io::Result<String> {
-        match apmatrix_sysfs::lookup(&self.host, path) {
-            Some(apmatrix_sysfs::Node::Link(target)) => Ok(target),
-            Some(_) => Err(io::Error::from_raw_os_error(22)),
-            None => Err(io::Error::from_raw_os_error(2)),
-        }
+    fn describe(&self) -> String {
+        "/sys".into()
     }
 
     fn kernel_profile(&self) -> Option<&'static KernelProfile> {

@@ -47,49 +47,13 @@ pub(crate) enum Command {
     /// Create or describe the emulated host
     #[command(subcommand)]
     Host(HostCommand),
-    /// List crypto cards and queues like s390-tools' lszcrypt
+    /// List crypto cards and queues like s390-tools' lszcrypt (v2.43)
     ///
-    /// Reads the tree as s390-tools' lszcrypt does and prints what it prints
-    /// (v2.43's format; docs/lszcrypt.md): the emulated host's own tree, or
-    /// with --sysfs any sysfs root (a real /sys, a mounted emulator).
-    Lszcrypt {
-        /// Cards (xx), queues (xx.yyyy) or a domain on every card (.yyyy), hex
-        #[arg(value_name = "DEVICE_IDS")]
-        ids: Vec<String>,
-        /// Verbose: all queues, with PENDING, HWTYPE, QDEPTH, FUNCTIONS, DRIVER
-        #[arg(short = 'V', long)]
-        verbose: bool,
-        /// Show the AP bus attributes (before -c, -d and -s, as lszcrypt)
-        #[arg(short, long)]
-        bus: bool,
-        /// Show what a card (xx) or queue (xx.yyyy) can do
-        #[arg(short, long, value_name = "DEVICE_ID")]
-        capability: Option<String>,
-        /// Show the usage and control domains
-        #[arg(short, long)]
-        domains: bool,
-        /// Show the serial numbers of the CCA and EP11 cards
-        #[arg(short, long)]
-        serial: bool,
-        /// Only cards
-        #[arg(long)]
-        cardonly: bool,
-        /// Only queues
-        #[arg(long)]
-        queueonly: bool,
-        /// Only accelerators
-        #[arg(long)]
-        accelonly: bool,
-        /// Only CCA coprocessors
-        #[arg(long)]
-        ccaonly: bool,
-        /// Only EP11 coprocessors
-        #[arg(long)]
-        ep11only: bool,
-        /// A sysfs root to read instead of the emulated host's state (/sys, or a mounted emulator)
-        #[arg(long, value_name = "DIR")]
-        sysfs: Option<PathBuf>,
-    },
+    /// DEVICE_IDS are hex: a card (`05`), a queue (`05.0047`) or a domain on
+    /// every card (`.0047`). -b, -c, -d and -s act as soon as they are seen:
+    /// the first of them given wins. Errors and exit statuses are lszcrypt's.
+    #[command(args_override_self = true)]
+    Lszcrypt(LszcryptArgs),
     /// Show who owns each APQN: the host, free for vfio_ap, or which mdev and guest
     Matrix,
     /// Show or set the AP bus masks (apmask, aqmask)
@@ -196,6 +160,48 @@ pub(crate) enum Command {
         #[arg(value_enum)]
         shell: clap_complete::Shell,
     },
+}
+
+/// `apmatrix lszcrypt`'s options: those of s390-tools' lszcrypt, and
+/// `--sysfs`.
+#[derive(clap::Args, Debug)]
+pub(crate) struct LszcryptArgs {
+    /// Cards (xx), queues (xx.yyyy) or a domain on every card (.yyyy), hex
+    #[arg(value_name = "DEVICE_IDS", allow_hyphen_values = true)]
+    pub(crate) ids: Vec<String>,
+    /// Verbose: all queues, with PENDING, HWTYPE, QDEPTH, FUNCTIONS, DRIVER
+    #[arg(short = 'V', long)]
+    pub(crate) verbose: bool,
+    /// Show the AP bus attributes
+    #[arg(short, long)]
+    pub(crate) bus: bool,
+    /// Show the capabilities of a card (a number: decimal, 0x hex) or queue (xx.yyyy)
+    #[arg(short, long, value_name = "DEVICE_ID")]
+    pub(crate) capability: Option<String>,
+    /// Show the usage and control domains
+    #[arg(short, long)]
+    pub(crate) domains: bool,
+    /// Show the serial numbers of the CCA and EP11 cards
+    #[arg(short, long)]
+    pub(crate) serial: bool,
+    /// Only cards and queues in Accelerator mode
+    #[arg(long)]
+    pub(crate) accelonly: bool,
+    /// Only cards and queues in CCA-Coprocessor mode
+    #[arg(long)]
+    pub(crate) ccaonly: bool,
+    /// Only cards and queues in EP11-Coprocessor mode
+    #[arg(long)]
+    pub(crate) ep11only: bool,
+    /// Only cards, no queues
+    #[arg(long)]
+    pub(crate) cardonly: bool,
+    /// Only queues, no cards
+    #[arg(long)]
+    pub(crate) queueonly: bool,
+    /// Read this sysfs root (/sys, or a mounted emulator) instead of the emulated host
+    #[arg(long, value_name = "DIR")]
+    pub(crate) sysfs: Option<PathBuf>,
 }
 
 #[derive(Subcommand, Debug)]

@@ -45,9 +45,10 @@ enum CliError {
     /// Some steps of a multi-step command were applied before a refusal.
     #[error("{error}")]
     Partial { done: String, error: ApError },
-    /// It failed after printing `done` (lszcrypt's errors). Status 1.
+    /// A command printed `done`, then failed (status 1) as the tool it
+    /// emulates does (lszcrypt).
     #[error("{message}")]
-    FailedAfter { done: String, message: String },
+    Printed { done: String, message: String },
 }
 
 type Result<T, E = CliError> = std::result::Result<T, E>;
@@ -85,7 +86,7 @@ fn main() -> ExitCode {
     match run(&cli, &matches, &style) {
         Ok(text) => emit(&text).unwrap_or(ExitCode::SUCCESS),
         Err(e) => {
-            if let CliError::Partial { done, .. } | CliError::FailedAfter { done, .. } = &e {
+            if let CliError::Partial { done, .. } | CliError::Printed { done, .. } = &e {
                 if let Some(code) = emit(done) {
                     return code;
                 }
@@ -118,7 +119,69 @@ fn report(style: &Style, e: &CliError) -> ExitCode {
         | CliError::Store(_)
         | CliError::Failed(_)
         | CliError::Partial { .. }
-        | CliError::FailedAfter { .. } => ExitCode::FAILURE,
+        | CliError::Printed { .. } => ExitCode::FAILURE,
+    }
+}
+
+/// `apmatrix lszcrypt`: on the state file's host or on `--sysfs DIR`.
+fn lszcrypt_command(
+    cli: &Cli,
+    args: &LszcryptArgs,
+    matches: &ArgMatches,
+    store: &Store,
+) -> Result<String> {
+    use lszcrypt::Action;
+    // The first of -b, -c, -d, -s on the command line acts.
+    let sub = matches.subcommand_matches("lszcrypt");
+    let first = |id: &str| sub.and_then(|m| m.index_of(id)).unwrap_or(usize::MAX);
+    let action = [
+        (args.bus, first("bus"), Action::Bus),
+        (args.domains, first("domains"), Action::Domains),
+        (args.serial, first("serial"), Action::Serials),
+        (
+            args.capability.is_some(),
+            first("capability"),
+            Action::Capability(args.capability.clone().unwrap_or_default()),
+        ),
+    ]
+    .into_iter()
+    .filter(|(given, _, _)| *given)
+    .min_by_key(|(_, index, _)| *index)
+    .map_or(Action::Table, |(_, _, a)| a);
+    let options = lszcrypt::Options {
+        verbose: args.verbose,
+        accel: args.accelonly,
+        cca: args.ccaonly,
+        ep11: args.ep11only,
+        cards: args.cardonly,
+        queues: args.queueonly,
+        ids: args.ids.clone(),
+    };
+    let (listing, rows) = match &args.sysfs {
+        Some(dir) => {
+            if let Err(e) = std::fs::read_dir(dir) {
+                return Err(CliError::Failed(format!(
+                    "Could not access directory: {}: {}",
+                    dir.display(),
+                    e.to_string().split(" (os error").next().unwrap_or_default()
+                )));
+            }
+            lszcrypt::run(&apmatrix_admin::DirRoot::new(dir), &action, &options)
+        }
+        None => {
+            let root = apmatrix_admin::EmulatedRoot {
+                host: store.load()?,
+            };
+            lszcrypt::run(&root, &action, &options)
+        }
+    };
+    match listing.failure {
+        Some(message) => Err(CliError::Printed {
+            done: listing.text,
+            message,
+        }),
+        None if cli.json && action == Action::Table => Ok(erased::Json::to_json(&rows)),
+        None => Ok(listing.text),
     }
 }
 
@@ -202,48 +265,7 @@ fn run(cli: &Cli, matches: &ArgMatches, style: &Style) -> Result<String> {
             Ok(host_text(&host))
         }
         Command::Host(HostCommand::Topology) => Ok(store().load()?.topology().to_toml()),
-        Command::Lszcrypt {
-            ids,
-            verbose,
-            bus,
-            capability,
-            domains,
-            serial,
-            cardonly,
-            queueonly,
-            accelonly,
-            ccaonly,
-            ep11only,
-            sysfs,
-        } => {
-            let options = lszcrypt::Options {
-                verbose: *verbose,
-                bus: *bus,
-                domains: *domains,
-                serial: *serial,
-                capability: capability.clone(),
-                card_only: *cardonly,
-                queue_only: *queueonly,
-                accel_only: *accelonly,
-                cca_only: *ccaonly,
-                ep11_only: *ep11only,
-                ids: ids.clone(),
-            };
-            let root: Box<dyn apmatrix_admin::root::SysfsRoot> = match sysfs {
-                Some(dir) => Box::new(apmatrix_admin::root::DirRoot::new(dir)),
-                None => Box::new(apmatrix_admin::root::EmulatedRoot {
-                    host: store().load()?,
-                }),
-            };
-            let failed = |f: lszcrypt::Failure| CliError::FailedAfter {
-                done: f.done,
-                message: format!("lszcrypt: {}", f.message),
-            };
-            if cli.json {
-                return json(&lszcrypt::rows(root.as_ref(), &options).map_err(failed)?);
-            }
-            lszcrypt::run(root.as_ref(), &options).map_err(failed)
-        }
+        Command::Lszcrypt(args) => lszcrypt_command(cli, args, matches, &store()),
         Command::Matrix => {
             let host = store().load()?;
             if cli.json {

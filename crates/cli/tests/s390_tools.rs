@@ -1,446 +1,508 @@
-//! Debian's s390x s390-tools (2.35), unmodified, under qemu-user against
-//! the emulated tree: the real lszcrypt inside each of the seed document's
-//! guests, the real lszcrypt beside `apmatrix lszcrypt` on the host, and
-//! chzcrypt's changes as the tree shows them.
+//! Debian's s390x s390-tools (lszcrypt, chzcrypt, lszdev, chzdev; 2.35),
+//! run unmodified under qemu-user against the emulated tree inside
+//! `apmatrix exec` (tools.md Part A): their effect on the tree and the
+//! state, and `apmatrix lszcrypt` compared with the real lszcrypt byte for
+//! byte, where 2.35 and v2.43 differ by the documented rewrite
+//! (docs/lszcrypt.md; tests/s390/compat.rs).
 //!
 //! Needs root, /dev/fuse, qemu-s390x-static and the unpacked tools
-//! (`scripts/install-test-deps`, which sets up target/tools/s390-tools;
-//! `scripts/test-all` exports APMATRIX_S390_ROOT); skips without them unless
-//! APMATRIX_REQUIRE_FUSE is set (CI).
+//! (scripts/install-test-deps; APMATRIX_S390_TOOLS names their root).
+//! Without them the tests print "skipping: ..." and pass, unless
+//! APMATRIX_REQUIRE_FUSE is set (CI), in which case they fail.
 
 mod common;
-use common::{fuse_usable, BIN};
+mod s390;
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use s390::compat::compare_lszcrypt;
+use s390::{tools, Scenario};
 
-/// The unpacked s390x root, or why the tests cannot run.
-fn s390_root() -> Option<PathBuf> {
-    let root = std::env::var_os("APMATRIX_S390_ROOT").map(PathBuf::from);
-    let why = if !fuse_usable() {
-        Some("root and /dev/fuse")
-    } else if !Path::new("/usr/bin/qemu-s390x-static").exists() {
-        Some("qemu-s390x-static (Debian's qemu-user-static)")
-    } else if !root
-        .as_ref()
-        .is_some_and(|r| r.join("usr/sbin/lszcrypt").exists())
-    {
-        Some("s390-tools unpacked at $APMATRIX_S390_ROOT")
-    } else {
-        None
-    };
-    match why {
-        None => root,
-        Some(why) => {
-            assert!(
-                std::env::var_os("APMATRIX_REQUIRE_FUSE").is_none(),
-                "CI requires {why}: run scripts/install-test-deps"
-            );
-            eprintln!("skipping: needs {why} (scripts/install-test-deps)");
-            None
-        }
-    }
-}
+const UUID: &str = "669d9b23-fe1b-4ecd-be08-e42dc3f5d3c4";
 
-/// Runs `script` under `apmatrix exec` (with `--guest GUEST` if given),
-/// with the s390x root in `$ROOT` and this build's apmatrix on PATH.
-fn run(host: &Path, root: &Path, guest: Option<&str>, script: &str) -> String {
-    let mut command = Command::new(BIN);
-    command.args([
-        "--host",
-        host.to_str().unwrap(),
-        "exec",
-        "--no-periodic-scans",
-    ]);
-    if let Some(g) = guest {
-        command.args(["--guest", g]);
-    }
-    let bin_dir = Path::new(BIN).parent().unwrap();
-    let out = command
-        .args(["--", "bash", "-c", &format!("set -eu\n{script}")])
-        .env("ROOT", root)
-        .env(
-            "PATH",
-            format!("{}:{}", bin_dir.display(), std::env::var("PATH").unwrap()),
-        )
-        .env("APMATRIX_HOST", host)
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{script}: {out:?}");
-    String::from_utf8(out.stdout).unwrap()
-}
-
-/// `t TOOL ARGS...` runs an s390x tool of `$ROOT` under qemu-user.
-const TOOL: &str = r#"t() { local tool=$1; shift; qemu-s390x-static -L "$ROOT" "$ROOT/usr/sbin/$tool" "$@"; }
-"#;
+/// Every lszcrypt option, its DEVICE_IDS forms and its errors.
+const SEED_ARGS: &[&str] = &[
+    "",
+    "-V",
+    "-b",
+    "-d",
+    "-s",
+    "-c 4",
+    "-c 5",
+    "-c 6",
+    "-c 0x5",
+    "-c 10",
+    "-c 09",
+    "-c zz",
+    "-c 5.47",
+    "-c 04.0007",
+    "5",
+    "5.47",
+    "5.0x47",
+    ".0047",
+    "x47",
+    ".0007",
+    "9",
+    "zz 4",
+    "5.1ff",
+    "0x",
+    "-- -1",
+    "--cardonly",
+    "--queueonly",
+    "--queueonly -V",
+    "--ccaonly",
+    "--accelonly -V",
+    "--ep11only --cardonly",
+    "--ccaonly --accelonly",
+    "--cardonly --queueonly",
+    "-V 5",
+    "-V .4",
+    "-V 5.4 4.4",
+    "--ccaonly --accelonly -b",
+    "-d -b",
+    "-s -V",
+];
 
 #[test]
-fn real_lszcrypt_in_each_seed_guest_lists_what_its_crycb_gives_it() {
-    let Some(root) = s390_root() else {
-        return;
-    };
-    let tmp = tempfile::tempdir().unwrap();
-    let host = tmp.path().join("host.json");
-    common::seed_guests(&host);
-    let header = "CARD.DOM TYPE  MODE        STATUS     REQUESTS\n\
-                  ----------------------------------------------\n";
-    let line =
-        |id: &str, ty: &str, mode: &str| format!("{id:<8} {ty} {mode:<11} online            0\n");
-    let (c, a) = (("CEX5C", "CCA-Coproc"), ("CEX5A", "Accelerator"));
-    let expected = [
-        (
-            "Guest1",
+fn lszcrypt_on_the_seed_host() {
+    let Some(tools) = tools() else { return };
+    // Adapters 5 and 6 for vfio_ap, an mdev with 05/06 x 0004/00ab in a
+    // running guest, one zcrypt queue offline.
+    let s = Scenario::new(
+        &[],
+        &[
+            &["mask", "set", "apmask", "-5,-6"],
+            &["mdev", "create", "--uuid", UUID],
+            &[
+                "mdev", "assign", UUID, "-a", "5,6", "-d", "4,0xab", "-c", "4",
+            ],
+            &["guest", "start", "Guest1", "--mdev", UUID],
+        ],
+    );
+    let setup = "echo 0 > /sys/devices/ap/card04/04.0047/online\n";
+    let differing = compare_lszcrypt(&tools, &s, setup, true, SEED_ARGS);
+    if tools.version < (2, 41) {
+        // QDEPTH in every -V table, ap_domain=0x4 in -b.
+        assert_eq!(
+            differing,
             [
-                ("05", c),
-                ("05.0004", c),
-                ("05.00ab", c),
-                ("06", a),
-                ("06.0004", a),
-                ("06.00ab", a),
+                "-V",
+                "-b",
+                "--queueonly -V",
+                "--accelonly -V",
+                "-V 5",
+                "-V .4",
+                "-V 5.4 4.4",
+                "--ccaonly --accelonly -b",
             ]
-            .to_vec(),
-        ),
-        (
-            "Guest2",
-            [("05", c), ("05.0047", c), ("05.00ff", c)].to_vec(),
-        ),
-        (
-            "Guest3",
-            [("06", a), ("06.0047", a), ("06.00ff", a)].to_vec(),
-        ),
-    ];
-    for (guest, rows) in expected {
-        let listing: String = rows
-            .iter()
-            .map(|(id, (ty, mode))| line(id, ty, mode))
-            .collect();
-        let seen = run(&host, &root, Some(guest), &format!("{TOOL}t lszcrypt"));
-        assert_eq!(seen, format!("{header}{listing}"), "{guest}");
+        );
     }
 }
 
 #[test]
-fn apmatrix_lszcrypt_equals_the_real_one_on_the_host() {
-    let Some(root) = s390_root() else {
-        return;
-    };
-    let tmp = tempfile::tempdir().unwrap();
-    let host = tmp.path().join("host.json");
-    common::succeeded(common::apmatrix(&host, &["host", "init"]));
-    let script = format!(
-        "{TOOL}t lszcrypt; echo ==; apmatrix lszcrypt; echo ==; t lszcrypt -V; echo ==; apmatrix lszcrypt -V"
-    );
-    let seen = run(&host, &root, None, &script);
-    let parts: Vec<&str> = seen.split("==\n").collect();
-    assert_eq!(parts.len(), 4, "{seen}");
-    assert_eq!(parts[0], parts[1], "lszcrypt");
-    // 2.35 printed QDEPTH as depth + 1; v2.43, which apmatrix follows
-    // (docs/lszcrypt.md), prints the card's depth: 09 against 08 here.
-    let as_v243 = parts[2].replace(" 11     09 ", " 11     08 ");
-    assert_ne!(as_v243, parts[2], "2.35's QDEPTH is depth + 1");
-    assert_eq!(as_v243, parts[3], "lszcrypt -V");
-}
-
-#[test]
-fn chzcrypt_changes_what_the_tree_and_apmatrix_show() {
-    let Some(root) = s390_root() else {
-        return;
-    };
-    let tmp = tempfile::tempdir().unwrap();
-    let host = tmp.path().join("host.json");
-    common::succeeded(common::apmatrix(&host, &["host", "init"]));
-    let script = format!(
-        "{TOOL}t chzcrypt -d 05
-cat /sys/devices/ap/card05/online /sys/devices/ap/card05/05.0004/online
-apmatrix lszcrypt 2>/dev/null | grep '^05 ' || true
-t chzcrypt -e 05
-t chzcrypt -d 05.0047
-cat /sys/devices/ap/card05/online /sys/devices/ap/card05/05.0047/online /sys/devices/ap/card05/05.0004/online
-t chzcrypt -c 60
-cat /sys/bus/ap/config_time
-t chzcrypt -q 0xab
-cat /sys/bus/ap/ap_domain
-t chzcrypt -a -d
-cat /sys/devices/ap/card0[456]/online | tr -d '\\n'; echo
-t chzcrypt -a -e
-cat /sys/devices/ap/card0[456]/online | tr -d '\\n'; echo
-t chzcrypt --config-off 04
-cat /sys/devices/ap/card04/config
-apmatrix lszcrypt 04 | tail -1
-t chzcrypt --config-on 04
-cat /sys/devices/ap/card04/config
-t chzcrypt -t 100000
-cat /sys/bus/ap/poll_timeout
-t chzcrypt -p
-cat /sys/bus/ap/poll_thread
-t chzcrypt -n
-cat /sys/bus/ap/poll_thread
-"
-    );
-    let seen = run(&host, &root, None, &script);
-    assert_eq!(
-        seen,
-        "0\n0\n05       CEX5C CCA-Coproc  offline           0\n1\n0\n1\n60\n171\n\
-         000\n111\n0\n04.00ff  CEX5P EP11-Coproc deconfig          -\n1\n100000\n1\n0\n"
-    );
-}
-
-/// An autostart mdev of adapters 5, 6 and domains 4, 0xab, for `check --etc`.
-const AUTOSTART: &str = r#"
-[masks]
-derive = "adapters"
-
-[[mdev]]
-name = "guest1"
-adapters = "5,6"
-domains = "4,0xab"
-autostart = true
-"#;
-
-#[test]
-fn chzdev_changes_the_masks_refuses_conflicts_and_persists_what_check_reads() {
-    let Some(root) = s390_root() else {
-        return;
-    };
-    let tmp = tempfile::tempdir().unwrap();
-    let host = tmp.path().join("host.json");
-    let config = tmp.path().join("autostart.toml");
-    std::fs::write(&config, AUTOSTART).unwrap();
-    common::succeeded(common::apmatrix(&host, &["host", "init"]));
-    common::succeeded(common::apmatrix(
-        &host,
-        &["apply", config.to_str().unwrap()],
-    ));
-    // chzdev writes /etc/udev/rules.d and reads /etc/mdevctl.d: both private.
-    let script = format!(
-        "{TOOL}set +e
-for d in /etc/udev/rules.d /etc/mdevctl.d; do mount -t tmpfs tmpfs $d; done
-t lszdev --type ap | grep -e apmask -e aqmask
-t chzdev --type ap apmask=+5 -a -y 2>&1; echo rc=$?
-cat /sys/bus/ap/apmask
-t chzdev --type ap apmask=-4 -a -y > /dev/null; echo rc=$?
-cat /sys/bus/ap/apmask
-t chzdev --type ap apmask=+4,+5 -p -y > /dev/null; echo rc=$?
-grep -c 'apmask}}=\"0xfd' /etc/udev/rules.d/41-ap.rules
-apmatrix check --sysfs /sys --etc /etc {config} 2>&1 | head -1; echo check=${{PIPESTATUS[0]}}
-",
-        config = config.display()
-    );
-    let seen = run(&host, &root, None, &script);
-    assert_eq!(
-        seen,
-        "  apmask     \"0-4,7-255\"  -\n  aqmask     \"0-255\"      -\n\
-         chzdev: apmask conflicts with mdev {uuid} APQN 5.4\n\
-         chzdev: apmask conflicts with mdev {uuid} APQN 5.171\n\
-         ap device type configure failed\n    Error: Invalid configuration\n\
-         Configuring device type in the active configuration only\n\
-         rc=9\n\
-         0xf9ffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff\n\
-         rc=0\n\
-         0xf1ffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff\n\
-         rc=0\n1\n\
-         apmatrix: error: mdev guest1 ({uuid}): APQN 5.4 5.171 is not defined for vfio_ap-passthrough use by the persistent ap bus mask settings; it would fail to start at boot\n\
-         check=1\n"
-            .replace("{uuid}", &mdev_uuid(&host))
-    );
-}
-
-/// The UUID `apply` gave the configuration's one mdev.
-fn mdev_uuid(host: &Path) -> String {
-    let list = common::succeeded(common::apmatrix(host, &["mdev", "list"]));
-    list.lines()
-        .nth(1)
-        .unwrap()
-        .split(' ')
-        .next()
-        .unwrap()
-        .to_string()
-}
-
-/// A z16-like LPAR (maximum domain 84) whose cards are deconfigured,
-/// checkstopped, offline, older than CEX4, newer and given to vfio_ap.
-const TROUBLED_HOST: &str = r#"
-name = "troubled"
+fn lszcrypt_on_a_host_with_old_deconfigured_checkstopped_and_offline_cards() {
+    let Some(tools) = tools() else { return };
+    let topology = r#"
+name = "mixed"
 max_domain_id = 84
-usage_domains = "0x04,0x0b,0x54"
-control_domains = "0x00-0x0f,0x54"
-
+usage_domains = "1,5,0x54"
+control_domains = "0-2,5,0x54"
 [[card]]
-id = 0x04
-type = "CEX5P"
-
-[[card]]
-id = 0x05
-type = "CEX5C"
-
-[[card]]
-id = 0x06
-type = "CEX7A"
-
-[[card]]
-id = 0x07
+id = 0x00
 type = "CEX3C"
-
 [[card]]
-id = 0x08
-type = "CEX8P"
+id = 0x01
+type = "CEX2A"
+[[card]]
+id = 0x02
+type = "CEX7C"
+[[card]]
+id = 0x03
+type = "CEX6P"
+[[card]]
+id = 0x0a
+type = "CEX8A"
+[[card]]
+id = 0x11
+type = "CEX7C"
+depth = 3
 "#;
-
-#[test]
-fn apmatrix_lszcrypt_equals_the_real_one_on_a_host_with_every_card_state() {
-    let Some(root) = s390_root() else {
-        return;
-    };
-    let tmp = tempfile::tempdir().unwrap();
-    let host = tmp.path().join("host.json");
-    let description = tmp.path().join("troubled.toml");
-    std::fs::write(&description, TROUBLED_HOST).unwrap();
-    let from = description.to_str().unwrap();
-    common::succeeded(common::apmatrix(&host, &["host", "init", "--from", from]));
-    for event in [
-        &["host", "card", "4", "config", "off", "--scan"][..],
-        &["host", "card", "5", "checkstop", "on", "--scan"],
-        &["host", "card", "6", "online", "off"],
-        &["mask", "set", "apmask", "-8"],
-        &["mask", "set", "aqmask", "-0x54"],
-    ] {
-        common::succeeded(common::apmatrix(&host, event));
-    }
-    let mut script = String::from(TOOL);
-    for args in ["", "-V", "-b", "-d"] {
-        script.push_str(&format!(
-            "t lszcrypt {args}; echo ==; apmatrix lszcrypt {args}; echo ==\n"
-        ));
-    }
-    let seen = run(&host, &root, None, &script);
-    let parts: Vec<&str> = seen.split("==\n").collect();
-    assert_eq!(parts.len(), 9, "{seen}");
-    let [plain, ours, verbose, ours_verbose, bus, ours_bus, domains, ours_domains] =
-        parts[..8].try_into().unwrap();
-    assert_eq!(plain, ours, "lszcrypt");
-    assert!(
-        plain.contains("04       CEX5P EP11-Coproc deconfig          -\n"),
-        "{plain}"
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("mixed.toml");
+    std::fs::write(&file, topology).unwrap();
+    let s = Scenario::new(
+        &["--from", file.to_str().unwrap()],
+        &[
+            &["host", "card", "2", "config", "off", "--scan"],
+            &["host", "card", "3", "checkstop", "on"],
+            &["host", "card", "0xa", "online", "off"],
+            &["mask", "set", "aqmask", "-5"],
+        ],
     );
-    assert!(
-        plain.contains("05       CEX5C CCA-Coproc  chkstop           0\n"),
-        "{plain}"
-    );
-    assert!(
-        plain.contains("06.000b  CEX7A Accelerator offline           0\n"),
-        "{plain}"
-    );
-    assert!(
-        !plain.contains("08.0004"),
-        "vfio_ap's queues only with -V: {plain}"
-    );
-    assert_eq!(
-        verbose.replace(" 09 ", " 08 "),
-        ours_verbose,
-        "lszcrypt -V (QDEPTH aside)"
-    );
-    assert!(
-        verbose.contains("08.0004  CEX8P EP11-Coproc unassigned        -"),
-        "{verbose}"
-    );
-    // 2.35 printed ap_domain unpadded; v2.42 on pads it to two digits.
-    let bus_v243 = bus.replace("ap_domain=0x4\n", "ap_domain=0x04\n");
-    assert_ne!(bus_v243, bus, "2.35's ap_domain is unpadded");
-    assert_eq!(bus_v243, ours_bus, "lszcrypt -b");
-    assert!(bus.contains("ap_max_domain_id=0x54\n"), "{bus}");
-    assert_eq!(domains, ours_domains, "lszcrypt -d");
-}
-
-/// Every option of lszcrypt, and its errors, as the real 2.35 and
-/// `apmatrix lszcrypt` (on the state file and with `--sysfs /sys`) print
-/// them on the seed host. Where 2.35 and v2.43 differ, the documented
-/// difference (docs/lszcrypt.md) is applied to 2.35's output first.
-#[test]
-fn every_lszcrypt_option_prints_and_fails_as_the_real_one() {
-    let Some(root) = s390_root() else {
-        return;
-    };
-    let tmp = tempfile::tempdir().unwrap();
-    let host = tmp.path().join("host.json");
-    common::succeeded(common::apmatrix(&host, &["host", "init"]));
-    // Make the listings differ per card: one offline queue, adapter 6 for vfio_ap.
-    common::succeeded(common::apmatrix(&host, &["mask", "set", "apmask", "-6"]));
-    let cases = [
+    // A default domain the LPAR does not have (aqmask allows it).
+    let setup = "echo 7 > /sys/bus/ap/ap_domain\n";
+    let args = [
         "",
         "-V",
-        "05",
-        ".0047",
-        "05.0004 06",
-        "--cardonly",
-        "--queueonly 04",
-        "--ccaonly",
-        "--accelonly -V",
-        "--ep11only",
-        "--ccaonly --ep11only",
-        "--cardonly --queueonly",
-        "-s",
-        "-c 05",
-        "-c 06",
-        "-c 04",
-        "-c 09",
-        "-c zz",
-        "-c 05.0004",
-        "zz",
-        ".0007",
-        "07",
-        "05.0007",
-        "5",
-        "0x05",
-        "05.4",
-        "05 zz 06",
-        "--cardonly .0004",
         "-b",
         "-d",
-        "-V 06",
+        "-s",
+        "-c 0",
+        "-c 1",
+        "-c 2",
+        "-c 3",
+        "-c 0xa",
+        "-c 0x11",
+        ".0054",
+        ".0001",
+        "--queueonly",
+        "-V --ep11only",
+        "2",
+        "3.54",
+        "-V 11",
     ];
-    let mut script = String::from(TOOL);
-    script.push_str("set +e\nrecord() { out=$(\"$@\" 2>$WORK/err); rc=$?; printf '%s\\n--\\n%s\\n--\\n%s\\n==\\n' \"$out\" \"$(sed 's/^apmatrix: //' $WORK/err)\" $rc; }\n");
-    for case in cases {
-        script.push_str(&format!(
-            "record t lszcrypt {case}\nrecord apmatrix lszcrypt {case}\nrecord apmatrix lszcrypt --sysfs /sys {case}\n"
-        ));
+    let differing = compare_lszcrypt(&tools, &s, setup, true, &args);
+    if tools.version < (2, 42) {
+        // The warning after the table and -d, (unavailable) in -b, QDEPTH.
+        assert_eq!(
+            differing,
+            [
+                "",
+                "-V",
+                "-b",
+                "-d",
+                "--queueonly",
+                "-V --ep11only",
+                "-V 11"
+            ]
+        );
     }
-    let out = Command::new(BIN)
-        .args([
-            "--host",
-            host.to_str().unwrap(),
-            "exec",
-            "--no-periodic-scans",
-        ])
-        .args(["--", "bash", "-c", &script])
-        .env("ROOT", &root)
-        .env("WORK", tmp.path())
-        .env(
-            "PATH",
-            format!(
-                "{}:{}",
-                Path::new(BIN).parent().unwrap().display(),
-                std::env::var("PATH").unwrap()
-            ),
+}
+
+#[test]
+fn lszcrypt_on_a_host_without_card_devices() {
+    let Some(tools) = tools() else { return };
+    // New kernels make no devices for cards older than CEX4.
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("old-cards.toml");
+    std::fs::write(
+        &file,
+        "usage_domains = \"4\"\n[[card]]\nid = 3\ntype = \"CEX3C\"\n",
+    )
+    .unwrap();
+    let s = Scenario::new(&["--from", file.to_str().unwrap(), "--kernel", "new"], &[]);
+    let args = ["", "-V", "-b", "-d", "-s", ".0004", "3", "-c 3"];
+    let differing = compare_lszcrypt(&tools, &s, "", false, &args);
+    if tools.version < (2, 42) {
+        // "No crypto card devices found." for the table; ap_domain=0x4.
+        assert_eq!(differing, ["", "-V", "-b"]);
+    }
+}
+
+/// `real chzcrypt ARGS`, then what the tree and the state file say.
+fn chzcrypt_case(args: &str, effect: &str) -> String {
+    format!("real chzcrypt {args}; rc=$?; {effect}; exit $rc")
+}
+
+#[test]
+fn chzcrypt_changes_the_tree_and_the_state() {
+    let Some(tools) = tools() else { return };
+    let s = Scenario::new(&[], &[&["mask", "set", "apmask", "-5"]]);
+    // STATUS of a card and one of its queues in `apmatrix lszcrypt` (the
+    // state file, through the server).
+    let status = |ids: &str| {
+        let test: Vec<String> = ids.split(' ').map(|i| format!("$1 == \"{i}\"")).collect();
+        format!(
+            "apmatrix lszcrypt -V | awk '{} {{ print $1, $4 }}'",
+            test.join(" || ")
         )
-        .env("APMATRIX_HOST", &host)
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{out:?}");
-    let text = String::from_utf8(out.stdout).unwrap();
-    let records: Vec<&str> = text.split("==\n").collect();
-    assert_eq!(records.len(), cases.len() * 3 + 1, "{text}");
-    for (i, case) in cases.iter().enumerate() {
-        let real = records[3 * i]
-            .replace(" 11     09 ", " 11     08 ")
-            .replace("ap_domain=0x4\n", "ap_domain=0x04\n");
-        for (k, how) in [(1, "state file"), (2, "--sysfs /sys")] {
-            assert_eq!(
-                records[3 * i + k],
-                real,
-                "lszcrypt {case} ({how}); the real one printed:\n{}",
-                records[3 * i]
-            );
-        }
-    }
+    };
+    let online = "cat /sys/devices/ap/card04/online /sys/devices/ap/card04/04.0047/online";
+    let bus = "cat /sys/bus/ap/config_time /sys/bus/ap/poll_timeout /sys/bus/ap/poll_thread /sys/bus/ap/ap_domain";
+    let cases = [
+        chzcrypt_case("-V -d 4", online),
+        chzcrypt_case("-V -e 4", &status("04 04.0047")),
+        chzcrypt_case("-V -d 04.0047", &status("04 04.0047")),
+        chzcrypt_case("-e 0x4.0x47", online),
+        chzcrypt_case("-d -a", &status("04 04.0004 06 06.00ff")),
+        chzcrypt_case("-V -e --all", &status("04 04.0004 06 06.00ff")),
+        chzcrypt_case("-V --config-off 6", &status("06 06.0004")),
+        chzcrypt_case("--config-off 6", "cat /sys/devices/ap/card06/config"),
+        chzcrypt_case("-e 6", &status("06")),
+        chzcrypt_case("--config_on card06", &status("06 06.0004")),
+        chzcrypt_case("--config-off 04.0004", "true"),
+        chzcrypt_case("-d 05.0004", "cat /sys/devices/ap/card05/05.0004/status"),
+        chzcrypt_case("-d 9", "true"),
+        chzcrypt_case("-d", "true"),
+        chzcrypt_case("", "true"),
+        chzcrypt_case("-V -c 60", bus),
+        chzcrypt_case("-c 200", bus),
+        chzcrypt_case("-V -t 100000", bus),
+        chzcrypt_case("-t 200000000000", bus),
+        chzcrypt_case("-V -p", bus),
+        chzcrypt_case("-V -n", bus),
+        chzcrypt_case("-V -q 0x47", bus),
+        chzcrypt_case("-q 7", "apmatrix lszcrypt -b | grep ap_domain"),
+        chzcrypt_case("-q 300", bus),
+    ];
+    let outs = s.run(&tools, "", &cases);
+    let expect = |i: usize, stdout: &str, stderr: &str, rc: i32| {
+        let o = &outs[i];
+        assert_eq!(
+            (o.stdout.as_str(), o.stderr.as_str(), o.rc),
+            (stdout, stderr, rc),
+            "{}",
+            cases[i]
+        );
+    };
+    expect(
+        0,
+        "Setting cryptographic device card04 offline\n0\n0\n",
+        "",
+        0,
+    );
+    expect(
+        1,
+        "Setting cryptographic device card04 online\n04 online\n04.0047 online\n",
+        "",
+        0,
+    );
+    expect(
+        2,
+        "Setting cryptographic device card04/04.0047 offline\n04 online\n04.0047 offline\n",
+        "",
+        0,
+    );
+    expect(3, "1\n1\n", "", 0);
+    // -a: every card and, through them, every zcrypt queue.
+    expect(
+        4,
+        "04 offline\n04.0004 offline\n06 offline\n06.00ff offline\n",
+        "",
+        0,
+    );
+    expect(5, "Setting cryptographic device card04 online\nSetting cryptographic device card05 online\nSetting cryptographic device card06 online\n04 online\n04.0004 online\n06 online\n06.00ff online\n", "", 0);
+    expect(
+        6,
+        "Setting cryptographic device card06 config off\n06 deconfig\n06.0004 deconfig\n",
+        "",
+        0,
+    );
+    expect(
+        7,
+        "0\n",
+        "chzcrypt: Warning - device card06 is already config off.\n",
+        0,
+    );
+    expect(
+        8,
+        "06 deconfig\n",
+        "chzcrypt: Warning - device 6 is deconfigured, can't set to online.\n\n",
+        0,
+    );
+    expect(9, "06 online\n06.0004 online\n", "", 0);
+    expect(10, "", "chzcrypt: Error - invalid device 04.0004\n Config on/off is only valid for card devices.\n", 1);
+    // A vfio_ap queue has no `online`.
+    expect(11, "unassigned\n", "chzcrypt: Error - can't write to /sys/bus/ap/devices/card05/05.0004/online.\n Wrong permissions or wrong tools version.\n", 1);
+    expect(
+        12,
+        "",
+        "chzcrypt: Error - cryptographic device card09 does not exist.\n",
+        1,
+    );
+    expect(
+        13,
+        "",
+        "chzcrypt: Need to specify at least one device ID.\n",
+        1,
+    );
+    expect(
+        14,
+        "",
+        "chzcrypt: Error - missing argument.\nTry 'chzcrypt --help' for more information.\n",
+        1,
+    );
+    expect(
+        15,
+        "Setting configuration timer to 60 seconds.\n60\n250000\n0\n4\n",
+        "",
+        0,
+    );
+    expect(
+        16,
+        "60\n250000\n0\n4\n",
+        "chzcrypt: Error - unable to change configuration timer setting.\n",
+        1,
+    );
+    expect(
+        17,
+        "Setting poll timeout to 100000 seconds.\n60\n100000\n0\n4\n",
+        "",
+        0,
+    );
+    expect(
+        18,
+        "60\n100000\n0\n4\n",
+        "chzcrypt: Error - unable to change poll timeout setting.\n",
+        1,
+    );
+    expect(19, "Enabling poll thread.\n60\n100000\n1\n4\n", "", 0);
+    expect(20, "Disabling poll thread.\n60\n100000\n0\n4\n", "", 0);
+    expect(
+        21,
+        "Setting default domain to 71.\n60\n100000\n0\n71\n",
+        "",
+        0,
+    );
+    // Domain 7 is no usage domain: v2.43's chzcrypt warns, 2.35's does not;
+    // apmatrix (v2.43) marks it in -b.
+    let warning = "Warning: Default domain 0x07 is not available.\n";
+    let stdout = if tools.version < (2, 42) { "" } else { warning };
+    expect(
+        22,
+        &format!("{stdout}ap_domain=0x07 (unavailable)\n"),
+        "",
+        0,
+    );
+    expect(
+        23,
+        "60\n100000\n0\n7\n",
+        "chzcrypt: Error - invalid default domain '300'.\n",
+        1,
+    );
+}
+
+#[test]
+fn chzdev_and_lszdev_change_the_masks_and_persist_them() {
+    let Some(tools) = tools() else { return };
+    let s = Scenario::new(
+        &[],
+        &[
+            &["mask", "set", "apmask", "-5"],
+            &["mdev", "create", "--uuid", UUID],
+            &["mdev", "assign", UUID, "-a", "5", "-d", "4"],
+        ],
+    );
+    // An autostart mdev that needs adapter 5 to stay free at boot.
+    let config = s.dir.path().join("boot.toml");
+    std::fs::write(
+        &config,
+        "[[mdev]]\nname = \"boot\"\nadapters = \"5\"\ndomains = \"0x47\"\nautostart = true\n",
+    )
+    .unwrap();
+    let chzdev = |args: &str| format!("real chzdev --type ap {args} --base /etc=$ETC");
+    let masks = "cat /sys/bus/ap/apmask /sys/bus/ap/aqmask";
+    let check = format!("apmatrix check --etc $ETC {}", config.display());
+    let cases = [
+        "real lszdev --type ap --base /etc=$ETC".to_string(),
+        format!("{}; rc=$?; {masks}; exit $rc", chzdev("-a apmask=+5")),
+        format!(
+            "{}; rc=$?; {masks}; exit $rc",
+            chzdev("-a apmask=+6,-0x80 aqmask=0-3,5-255")
+        ),
+        format!("{}; rc=$?; {masks}; exit $rc", chzdev("-a apmask=foo")),
+        "apmatrix lszcrypt -V | awk '$1 ~ /^0[456]\\.000[45]$/ { print $1, $10 }'".to_string(),
+        chzdev("-p apmask=0-255"),
+        check.clone(),
+        chzdev("-p apmask=0-4,7-255 aqmask=0-255"),
+        "cat $ETC/udev/rules.d/41-ap.rules".to_string(),
+        check,
+        "real lszdev --type ap --base /etc=$ETC".to_string(),
+        "ls -A /etc/udev/rules.d /run/lock".to_string(),
+    ];
+    let outs = s.run(&tools, "", &cases);
+    let lszdev = |table: &str| {
+        format!(
+            "DEVICE TYPE ap\n  Description        : Cryptographic Adjunct Processor (AP) device\n  Modules            : ap\n  Active             : yes\n  Persistent         : yes\n\n{table}"
+        )
+    };
+    assert_eq!(
+        outs[0].stdout,
+        lszdev(
+            "  ATTRIBUTE  ACTIVE       PERSISTENT\n  apmask     \"0-4,6-255\"  -\n  aqmask     \"0-255\"      -\n"
+        ),
+        "{:?}",
+        outs[0]
+    );
+    // Adding adapter 5 back would take 05.0004 from the mdev: refused, rc 9.
+    let o = &outs[1];
+    assert_eq!(o.rc, 9, "{o:?}");
+    assert!(
+        o.stderr.starts_with(&format!(
+            "chzdev: apmask conflicts with mdev {UUID} APQN 5.4\n"
+        )),
+        "{o:?}"
+    );
+    assert!(
+        o.stderr.ends_with("    Error: Invalid configuration\n"),
+        "{o:?}"
+    );
+    let full = "f".repeat(64);
+    let apmask_5 = format!("0xfb{}", &full[2..]);
+    assert!(
+        o.stdout.ends_with(&format!("{apmask_5}\n0x{full}\n")),
+        "{o:?}"
+    );
+    // Relative and absolute lists, written as the whole mask.
+    let o = &outs[2];
+    assert_eq!(o.rc, 0, "{o:?}");
+    assert!(
+        o.stdout.ends_with(&format!(
+            "0xfb{}7f{}\n0xf7{}\n",
+            &full[..30],
+            &full[..30],
+            &full[..62]
+        )),
+        "{o:?}"
+    );
+    let o = &outs[3];
+    assert_eq!(o.rc, 6, "{o:?}");
+    assert!(o.stderr.contains("Invalid input string foo"), "{o:?}");
+    // The state file's host has the masks chzdev wrote, its queues rebound.
+    assert_eq!(
+        outs[4].stdout,
+        "04.0004 vfio_ap\n04.0005 cex4queue\n05.0004 vfio_ap\n05.0005 vfio_ap\n06.0004 vfio_ap\n06.0005 cex4queue\n"
+    );
+    // Persistent: adapter 5 kept for the host at boot fails the check...
+    assert_eq!(outs[5].rc, 0, "{:?}", outs[5]);
+    assert_eq!(outs[6].rc, 1, "{:?}", outs[6]);
+    assert!(
+        outs[6].stderr.contains(
+            "is not defined for vfio_ap-passthrough use by the persistent ap bus mask settings"
+        ),
+        "{:?}",
+        outs[6]
+    );
+    // ...and freed, passes; the rules file is chzdev's (2.35: no coldplug line).
+    assert_eq!(outs[7].rc, 0, "{:?}", outs[7]);
+    let coldplug = "ACTION==\"add\", DEVPATH==\"/bus/ap\", ATTR{bindings_complete_count}!=\"0\", GOTO=\"cfg_ap\"\n";
+    let rules = format!(
+        "# Generated by chzdev\n{}ACTION==\"change\", SUBSYSTEM==\"ap\", DEVPATH==\"/devices/ap\", ENV{{BINDINGS}}==\"complete\", ENV{{COMPLETECOUNT}}==\"1\", GOTO=\"cfg_ap\"\nGOTO=\"end_ap\"\n\nLABEL=\"cfg_ap\"\n\nATTR{{../../bus/ap/apmask}}=\"0xf9{}\"\nATTR{{../../bus/ap/aqmask}}=\"0x{full}\"\nRUN{{builtin}}+=\"kmod load vfio_ap\"\n\nLABEL=\"end_ap\"\n",
+        if tools.version < (2, 40) { "" } else { coldplug },
+        &full[2..]
+    );
+    assert_eq!(outs[8].stdout, rules);
+    assert_eq!(outs[9].rc, 0, "{:?}", outs[9]);
+    assert!(
+        outs[9].stdout.contains("1 mdev(s), no errors"),
+        "{:?}",
+        outs[9]
+    );
+    assert_eq!(
+        outs[10].stdout,
+        lszdev(
+            "  ATTRIBUTE  ACTIVE               PERSISTENT\n  apmask     \"0-4,6-127,129-255\"  \"0-4,7-255\"\n  aqmask     \"0-3,5-255\"          \"0-255\"\n"
+        ),
+        "{:?}",
+        outs[10]
+    );
+    // Nothing reached the private mounts over the machine's directories.
+    assert_eq!(
+        outs[11]
+            .stdout
+            .lines()
+            .filter(|l| !l.is_empty() && !l.ends_with(':'))
+            .count(),
+        0,
+        "{:?}",
+        outs[11]
+    );
 }
