@@ -236,7 +236,7 @@ pub enum ExportFormat {
     Qemu,
     /// the masks as kernel parameters (ap.apmask= ap.aqmask=)
     Cmdline,
-    /// the masks as a chzdev-style udev rule (/etc/udev/rules.d/41-ap.rules)
+    /// the masks as chzdev --type ap -p writes them (/etc/udev/rules.d/41-ap.rules)
     Udev,
 }
 
