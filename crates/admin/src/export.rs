@@ -3,11 +3,13 @@
 //! Part B). Each is what the tool itself writes or prints for the same
 //! devices; the tests compare them with the real tools' output.
 
+use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
 use apmatrix_model::vfio::MDEV_TYPE;
 use apmatrix_model::{Mask256, MatrixAxis};
-use serde_json::{json, Value};
+use serde::Serialize;
+use serde_json::Value;
 use uuid::Uuid;
 
 use crate::{id_value, ConfigError, WantedMdev};
@@ -25,15 +27,50 @@ fn attrs(m: &WantedMdev) -> Vec<(String, String)> {
     out
 }
 
-/// mdevctl's stored form (`/etc/mdevctl.d/matrix/<uuid>`).
+/// One mdev as mdevctl keeps it, its keys in mdevctl's order.
+#[derive(Serialize)]
+struct Stored {
+    mdev_type: &'static str,
+    start: &'static str,
+    attrs: Vec<BTreeMap<String, String>>,
+}
+
+fn stored(m: &WantedMdev) -> Stored {
+    Stored {
+        mdev_type: MDEV_TYPE,
+        start: if m.autostart { "auto" } else { "manual" },
+        attrs: attrs(m)
+            .into_iter()
+            .map(|(k, v)| BTreeMap::from([(k, v)]))
+            .collect(),
+    }
+}
+
+/// mdevctl's stored form, byte for byte what `mdevctl define --jsonfile`
+/// of it leaves in `/etc/mdevctl.d/matrix/<uuid>` (1.2.0 and 1.4.0): pretty
+/// JSON with two-space indents, keys `mdev_type`, `start`, `attrs`, and no
+/// newline at the end.
 pub fn mdevctl_json(m: &WantedMdev) -> String {
-    let attrs: Vec<Value> = attrs(m).into_iter().map(|(k, v)| json!({ k: v })).collect();
-    let value = json!({
-        "mdev_type": MDEV_TYPE,
-        "start": if m.autostart { "auto" } else { "manual" },
-        "attrs": attrs,
-    });
-    serde_json::to_string_pretty(&value).expect("JSON") + "\n"
+    serde_json::to_string_pretty(&stored(m)).expect("JSON")
+}
+
+/// What `mdevctl list --defined --dumpjson` prints once every mdev is
+/// defined: `[{"matrix": [{"<uuid>": {...}}, ...]}]` in UUID order (`[]`
+/// for none), byte for byte as Debian's mdevctl 1.2.0 prints it; 1.4.0
+/// prints the same without the final newline.
+pub fn mdevctl_list_json(mdevs: &[WantedMdev]) -> String {
+    let mut sorted: Vec<&WantedMdev> = mdevs.iter().collect();
+    sorted.sort_by_key(|m| m.uuid);
+    let devices: Vec<BTreeMap<String, Stored>> = sorted
+        .into_iter()
+        .map(|m| BTreeMap::from([(m.uuid.to_string(), stored(m))]))
+        .collect();
+    let parents: Vec<BTreeMap<&str, Vec<BTreeMap<String, Stored>>>> = if devices.is_empty() {
+        Vec::new()
+    } else {
+        vec![BTreeMap::from([("matrix", devices)])]
+    };
+    serde_json::to_string_pretty(&parents).expect("JSON") + "\n"
 }
 
 /// Reads an mdevctl config back: the assignments it replays, in order

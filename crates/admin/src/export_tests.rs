@@ -217,3 +217,63 @@ fn udev_rules_for_masks_with_gaps_read_back_as_written() {
         assert_eq!(persistent::rule_masks(&text), (Some(apm), Some(aqm)));
     }
 }
+
+/// Guest2's mdev as mdevctl stores it (no newline at the end), written out.
+const GUEST2_STORED: &str = r#"{
+  "mdev_type": "vfio_ap-passthrough",
+  "start": "manual",
+  "attrs": [
+    {
+      "assign_adapter": "5"
+    },
+    {
+      "assign_domain": "0x47"
+    },
+    {
+      "assign_domain": "0xff"
+    }
+  ]
+}"#;
+
+#[test]
+fn mdevctl_json_is_mdevctls_stored_file() {
+    let w = wanted(SEED_GUESTS);
+    assert_eq!(export::mdevctl_json(&w.mdevs[1]), GUEST2_STORED);
+    let auto =
+        wanted(&SEED_GUESTS.replace("guest = \"Guest2\"", "guest = \"Guest2\"\nautostart = true"));
+    assert_eq!(
+        export::mdevctl_json(&auto.mdevs[1]),
+        GUEST2_STORED.replace("\"manual\"", "\"auto\"")
+    );
+    let bare = wanted("[[mdev]]\nname = \"bare\"\n");
+    assert_eq!(
+        export::mdevctl_json(&bare.mdevs[0]),
+        "{\n  \"mdev_type\": \"vfio_ap-passthrough\",\n  \"start\": \"manual\",\n  \"attrs\": []\n}"
+    );
+}
+
+/// `mdevctl list -d --dumpjson`: one parent, the devices in UUID order
+/// whatever the configuration's order, each indented under its UUID.
+#[test]
+fn mdevctl_list_json_is_mdevctls_dumpjson() {
+    let text = SEED_GUESTS
+        .replace(
+            "name = \"guest2\"",
+            "name = \"guest2\"\nuuid = \"00000000-0000-4000-8000-000000000002\"",
+        )
+        .replace(
+            "name = \"guest1\"",
+            "name = \"guest1\"\nuuid = \"ffffffff-0000-4000-8000-000000000001\"",
+        );
+    let w = wanted(&text);
+    let indented = |s: &str| s.replace('\n', "\n        ");
+    let guest1 = indented(&export::mdevctl_json(&w.mdevs[0]));
+    let guest3 = indented(&export::mdevctl_json(&w.mdevs[2]));
+    let want = format!(
+        "[\n  {{\n    \"matrix\": [\n      {{\n        \"00000000-0000-4000-8000-000000000002\": {}\n      }},\n      {{\n        \"{}\": {guest3}\n      }},\n      {{\n        \"ffffffff-0000-4000-8000-000000000001\": {guest1}\n      }}\n    ]\n  }}\n]\n",
+        indented(GUEST2_STORED),
+        w.mdevs[2].uuid,
+    );
+    assert_eq!(export::mdevctl_list_json(&w.mdevs), want);
+    assert_eq!(export::mdevctl_list_json(&[]), "[]\n");
+}

@@ -226,7 +226,7 @@ impl Drop for ApConfigLock {
 /// What `apmatrix export` writes.
 #[derive(Copy, Clone, Debug, clap::ValueEnum)]
 pub enum ExportFormat {
-    /// mdevctl's stored JSON, one per mdev
+    /// what `mdevctl list -d --dumpjson` prints once the mdevs are defined; with --dir, mdevctl's stored file per mdev
     Mdevctl,
     /// libvirt node-device XML (virsh nodedev-define), one per mdev
     Nodedev,
@@ -248,6 +248,9 @@ pub fn export(
 ) -> Result<String, CliError> {
     let w = wanted(config)?;
     let mut out = String::new();
+    if let (ExportFormat::Mdevctl, None) = (format, dir) {
+        return Ok(ex::mdevctl_list_json(&w.mdevs));
+    }
     let per_mdev: Option<fn(&apmatrix_admin::WantedMdev) -> String> = match format {
         ExportFormat::Mdevctl => Some(ex::mdevctl_json),
         ExportFormat::Nodedev => Some(ex::libvirt_nodedev_xml),

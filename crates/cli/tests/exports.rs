@@ -1,8 +1,15 @@
-//! The exports read back by what reads them: `apmatrix check --etc` reads
-//! the udev rules `export udev` writes (as ap-check does before `mdevctl
-//! define`).
+//! The exports read back by the tools they are for:
+//!
+//! * `apmatrix check --etc` reads the udev rules `export udev` writes (as
+//!   ap-check does before `mdevctl define`);
+//! * mdevctl 1.4.0 (in a private MDEVCTL_ENV_ROOT) and Debian's 1.2.0 (in
+//!   `apmatrix exec`, with a tmpfs over /etc/mdevctl.d) define every file
+//!   of `export mdevctl --dir`; they store exactly those bytes, and
+//!   `mdevctl list -d --dumpjson` prints exactly `export mdevctl`.
+//!
+//! libvirt's side is in libvirt.rs.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 mod common;
 use common::{apmatrix as run, succeeded as ok};
@@ -104,4 +111,156 @@ fn check_etc_reads_back_the_udev_rules_export_writes() {
     assert!(text.contains("mdev b ("), "{text}");
     assert!(text.contains("APQN 4.6 is not defined for vfio_ap-passthrough use by the persistent ap bus mask settings"), "{text}");
     assert!(!text.contains("mdev a ("), "{text}");
+}
+
+/// Control domains (ranges, ids given out of order), an autostart/manual
+/// mix, an mdev with nothing assigned, and UUIDs whose order is not the
+/// file's: mdevctl lists by UUID.
+const MIX: &str = r#"
+[masks]
+derive = "adapters"
+
+[[mdev]]
+uuid = "f3c1d2e4-5a6b-4c7d-8e9f-0a1b2c3d4e5f"
+adapters = "4"
+domains = "0x47,5"
+control_domains = "0xff,0-2,0x47"
+autostart = true
+
+[[mdev]]
+uuid = "0b1c2d3e-4f5a-4b6c-9d8e-7f6a5b4c3d2e"
+adapters = "5,6"
+domains = "0xab"
+control_domains = "0xab"
+
+[[mdev]]
+uuid = "7a8b9c0d-1e2f-4a3b-8c4d-5e6f7a8b9c0d"
+autostart = true
+"#;
+
+/// Runs in `apmatrix exec`: defines every file in $EXPORTED with mdevctl
+/// 1.4.0 (MDEVCTL_ENV_ROOT=$OUT/root14, its sys/ the emulated /sys) and with
+/// Debian's 1.2.0 (a tmpfs over /etc/mdevctl.d, checked to be private
+/// before mdevctl runs), then saves what each lists and stores.
+const DEFINE_ALL: &str = r#"set -euo pipefail
+r=$OUT/root14
+mkdir -p "$r/etc/mdevctl.d" "$r/usr/lib/mdevctl/scripts.d/callouts" "$r/usr/lib/mdevctl/scripts.d/notifiers"
+ln -s /sys "$r/sys"
+[ "$(MDEVCTL_ENV_ROOT=$r "$MDEVCTL14" --version)" = "mdevctl 1.4.0" ]
+for f in "$EXPORTED"/*; do
+    MDEVCTL_ENV_ROOT=$r "$MDEVCTL14" define -u "${f##*/}" -p matrix --jsonfile "$f"
+done
+MDEVCTL_ENV_ROOT=$r "$MDEVCTL14" list -d --dumpjson >"$OUT/list-1.4.0"
+cp -r "$r/etc/mdevctl.d/matrix" "$OUT/stored-1.4.0"
+
+# Never create or change the machine's /etc/mdevctl.d: it must be there
+# (Debian's mdevctl package makes it) to be covered.
+[ -d /etc/mdevctl.d ] || { echo "no /etc/mdevctl.d to cover" >&2; exit 1; }
+mount -t tmpfs -o mode=0755 apmatrix-mdevctl-test /etc/mdevctl.d
+[ "$(findmnt -n -o SOURCE,PROPAGATION --mountpoint /etc/mdevctl.d)" = "apmatrix-mdevctl-test private" ]
+mkdir -p /etc/mdevctl.d/scripts.d/callouts /etc/mdevctl.d/scripts.d/notifiers
+[ "$(/usr/bin/mdevctl --version)" = "mdevctl 1.2.0" ]
+for f in "$EXPORTED"/*; do
+    /usr/bin/mdevctl define -u "${f##*/}" -p matrix --jsonfile "$f"
+done
+/usr/bin/mdevctl list -d --dumpjson >"$OUT/list-1.2.0"
+cp -r /etc/mdevctl.d/matrix "$OUT/stored-1.2.0"
+"#;
+
+/// The names in a directory, sorted (none if it is not there).
+fn names(dir: &Path) -> Vec<String> {
+    let mut v: Vec<String> = std::fs::read_dir(dir)
+        .map(|d| {
+            d.map(|e| e.unwrap().file_name().into_string().unwrap())
+                .collect()
+        })
+        .unwrap_or_default();
+    v.sort();
+    v
+}
+
+fn read(path: &Path) -> String {
+    std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+/// Defines `config`'s export with both mdevctls and compares, byte for
+/// byte: the stored files with `export mdevctl --dir`'s, and `list -d
+/// --dumpjson` with `export mdevctl` (1.4.0 ends without a newline).
+fn mdevctl_reads_back(config_text: &str, uuids: usize, mdevctl14: &Path) {
+    let tmp = tempfile::tempdir().unwrap();
+    let base = tmp.path().canonicalize().unwrap();
+    let config = base.join("config.toml");
+    write(&config, config_text);
+    let scratch = base.join("scratch.json");
+    ok(run(&scratch, &["host", "init"]));
+    let c = config.to_str().unwrap();
+    let listed = ok(run(&scratch, &["export", "mdevctl", c]));
+    let exported = base.join("exported");
+    ok(run(
+        &scratch,
+        &["export", "mdevctl", c, "--dir", exported.to_str().unwrap()],
+    ));
+    let files = names(&exported);
+    assert_eq!(files.len(), uuids, "{files:?}");
+    let out = base.join("out");
+    std::fs::create_dir(&out).unwrap();
+    common::exec(
+        &base.join("host.json"),
+        "seed",
+        DEFINE_ALL,
+        &[
+            ("EXPORTED", exported.display().to_string()),
+            ("OUT", out.display().to_string()),
+            ("MDEVCTL14", mdevctl14.display().to_string()),
+        ],
+    );
+    assert_eq!(read(&out.join("list-1.2.0")), listed, "mdevctl 1.2.0");
+    assert_eq!(
+        read(&out.join("list-1.4.0")) + "\n",
+        listed,
+        "mdevctl 1.4.0 (plus the newline it does not print)"
+    );
+    for version in ["1.2.0", "1.4.0"] {
+        let stored: PathBuf = out.join(format!("stored-{version}"));
+        assert_eq!(names(&stored), files, "mdevctl {version}");
+        for f in &files {
+            assert_eq!(
+                read(&stored.join(f)),
+                read(&exported.join(f)),
+                "mdevctl {version}: {f}"
+            );
+        }
+    }
+}
+
+#[test]
+fn mdevctl_stores_and_lists_the_exports_byte_for_byte() {
+    let mdevctl14 = common::mdevctl_14();
+    let mut missing = common::fuse_missing();
+    if mdevctl14.is_none() {
+        missing.push("no mdevctl 1.4.0 (APMATRIX_MDEVCTL_14, scripts/install-test-deps)".into());
+    }
+    if !Path::new("/usr/bin/mdevctl").is_file() {
+        missing.push("no Debian mdevctl at /usr/bin/mdevctl".into());
+    }
+    if !Path::new("/etc/mdevctl.d").is_dir() {
+        missing.push("no /etc/mdevctl.d to cover with a tmpfs".into());
+    }
+    if !common::can_run("the mdevctl export test", &missing) {
+        return;
+    }
+    let before = names(Path::new("/etc/mdevctl.d/matrix"));
+    let seed = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../examples/seed-guests.toml"
+    ))
+    .unwrap();
+    let mdevctl14 = mdevctl14.unwrap();
+    mdevctl_reads_back(&seed, 3, &mdevctl14);
+    mdevctl_reads_back(MIX, 3, &mdevctl14);
+    assert_eq!(
+        names(Path::new("/etc/mdevctl.d/matrix")),
+        before,
+        "the machine's /etc/mdevctl.d changed"
+    );
 }

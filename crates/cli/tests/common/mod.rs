@@ -163,3 +163,37 @@ pub fn exec(host: &Path, kernel: &str, script: &str, env: &[(&str, String)]) -> 
     );
     ran
 }
+
+/// mdevctl 1.4.0: $APMATRIX_MDEVCTL_14, else what scripts/install-test-deps
+/// builds.
+pub fn mdevctl_14() -> Option<PathBuf> {
+    if let Some(p) = std::env::var_os("APMATRIX_MDEVCTL_14") {
+        return Some(PathBuf::from(p)).filter(|p| p.is_file());
+    }
+    let built =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/tools/mdevctl-1.4.0/bin/mdevctl");
+    built.is_file().then_some(built)
+}
+
+/// Whether a test that needs `missing.is_empty()` can run: if not, it
+/// prints "skipping: ..." and the test passes, unless APMATRIX_REQUIRE_FUSE
+/// is set (CI), where a missing prerequisite fails the test.
+pub fn can_run(test: &str, missing: &[String]) -> bool {
+    if missing.is_empty() {
+        return true;
+    }
+    let why = missing.join("; ");
+    assert!(
+        std::env::var_os("APMATRIX_REQUIRE_FUSE").is_none(),
+        "APMATRIX_REQUIRE_FUSE is set but {test} cannot run: {why}"
+    );
+    eprintln!("skipping {test}: {why}");
+    false
+}
+
+/// What FUSE tests lack here (root, /dev/fuse), if anything.
+pub fn fuse_missing() -> Vec<String> {
+    apmatrix_fuse::unusable()
+        .map(|why| vec![why.to_string()])
+        .unwrap_or_default()
+}
