@@ -153,16 +153,28 @@ pub fn from_mdevctl_json(uuid: Uuid, text: &str) -> Result<WantedMdev, ConfigErr
     Ok(m)
 }
 
-/// libvirt node-device XML for `virsh nodedev-define` (formatnode.rst).
-/// libvirt's schema wants a `<name>`; mdevs are named
-/// `mdev_<uuid with underscores>_<parent>` (tools.md Part B §2).
+/// The name libvirt gives an mdev: `mdev_<uuid with underscores>_<parent>`
+/// (its parent's sysfs name, `matrix`).
+pub fn libvirt_nodedev_name(m: &WantedMdev) -> String {
+    format!("mdev_{}_matrix", m.uuid.to_string().replace('-', "_"))
+}
+
+/// libvirt node-device XML for `virsh nodedev-define` (formatnode.rst),
+/// as libvirt 9.0 formats the defined device (`virsh nodedev-dumpxml`): its
+/// name, the parent device `ap_matrix`, and in the mdev capability the type,
+/// the UUID, the parent's address (`matrix`, which libvirt fills in itself)
+/// and the attributes in write order. libvirt also prints an
+/// `<iommuGroup number='0'/>` before the attributes of an mdev that is not
+/// started; the group is the kernel's to choose at start, so it is left out
+/// here. Autostart is not part of libvirt's XML: `virsh nodedev-autostart`.
 pub fn libvirt_nodedev_xml(m: &WantedMdev) -> String {
-    let name = format!("mdev_{}_matrix", m.uuid.to_string().replace('-', "_"));
     let mut out = format!(
-        "<device>\n  <name>{name}</name>\n  <parent>ap_matrix</parent>\n  <capability type='mdev'>\n"
+        "<device>\n  <name>{}</name>\n  <parent>ap_matrix</parent>\n  <capability type='mdev'>\n",
+        libvirt_nodedev_name(m)
     );
     let _ = writeln!(out, "    <type id='{MDEV_TYPE}'/>");
     let _ = writeln!(out, "    <uuid>{}</uuid>", m.uuid);
+    out.push_str("    <parent_addr>matrix</parent_addr>\n");
     for (name, value) in attrs(m) {
         let _ = writeln!(out, "    <attr name='{name}' value='{value}'/>");
     }
