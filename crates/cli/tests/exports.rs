@@ -113,31 +113,6 @@ fn check_etc_reads_back_the_udev_rules_export_writes() {
     assert!(!text.contains("mdev a ("), "{text}");
 }
 
-/// Control domains (ranges, ids given out of order), an autostart/manual
-/// mix, an mdev with nothing assigned, and UUIDs whose order is not the
-/// file's: mdevctl lists by UUID.
-const MIX: &str = r#"
-[masks]
-derive = "adapters"
-
-[[mdev]]
-uuid = "f3c1d2e4-5a6b-4c7d-8e9f-0a1b2c3d4e5f"
-adapters = "4"
-domains = "0x47,5"
-control_domains = "0xff,0-2,0x47"
-autostart = true
-
-[[mdev]]
-uuid = "0b1c2d3e-4f5a-4b6c-9d8e-7f6a5b4c3d2e"
-adapters = "5,6"
-domains = "0xab"
-control_domains = "0xab"
-
-[[mdev]]
-uuid = "7a8b9c0d-1e2f-4a3b-8c4d-5e6f7a8b9c0d"
-autostart = true
-"#;
-
 /// Runs in `apmatrix exec`: defines every file in $EXPORTED with mdevctl
 /// 1.4.0 (MDEVCTL_ENV_ROOT=$OUT/root14, its sys/ the emulated /sys) and with
 /// Debian's 1.2.0 (a tmpfs over /etc/mdevctl.d, checked to be private
@@ -250,14 +225,10 @@ fn mdevctl_stores_and_lists_the_exports_byte_for_byte() {
         return;
     }
     let before = names(Path::new("/etc/mdevctl.d/matrix"));
-    let seed = std::fs::read_to_string(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../../examples/seed-guests.toml"
-    ))
-    .unwrap();
+    let seed = common::seed_guests();
     let mdevctl14 = mdevctl14.unwrap();
     mdevctl_reads_back(&seed, 3, &mdevctl14);
-    mdevctl_reads_back(MIX, 3, &mdevctl14);
+    mdevctl_reads_back(common::MDEV_MIX, 3, &mdevctl14);
     assert_eq!(
         names(Path::new("/etc/mdevctl.d/matrix")),
         before,

@@ -2,6 +2,8 @@
 //! piece.
 #![allow(dead_code)]
 
+pub mod libvirt;
+
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -197,3 +199,37 @@ pub fn fuse_missing() -> Vec<String> {
         .map(|why| vec![why.to_string()])
         .unwrap_or_default()
 }
+
+/// The seed document's three guests (examples/seed-guests.toml).
+pub fn seed_guests() -> String {
+    std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../examples/seed-guests.toml"
+    ))
+    .unwrap()
+}
+
+/// Control domains (ranges, ids given out of order), an autostart/manual
+/// mix, an mdev with nothing assigned, and UUIDs whose order is not the
+/// file's: mdevctl lists by UUID.
+pub const MDEV_MIX: &str = r#"
+[masks]
+derive = "adapters"
+
+[[mdev]]
+uuid = "f3c1d2e4-5a6b-4c7d-8e9f-0a1b2c3d4e5f"
+adapters = "4"
+domains = "0x47,5"
+control_domains = "0xff,0-2,0x47"
+autostart = true
+
+[[mdev]]
+uuid = "0b1c2d3e-4f5a-4b6c-9d8e-7f6a5b4c3d2e"
+adapters = "5,6"
+domains = "0xab"
+control_domains = "0xab"
+
+[[mdev]]
+uuid = "7a8b9c0d-1e2f-4a3b-8c4d-5e6f7a8b9c0d"
+autostart = true
+"#;
