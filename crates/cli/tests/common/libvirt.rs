@@ -191,6 +191,11 @@ finish() {
 }
 trap finish EXIT
 start_libvirtd
+# Only the node-device driver is there: no QEMU driver answers.
+if virsh -c qemu:///system uri >/dev/null 2>&1; then
+    echo "libvirtd loaded more than the node-device driver" >&2
+    exit 1
+fi
 source "$WORK/body.sh"
 "#;
 
