@@ -1,11 +1,15 @@
 //! What the ecosystem consumes, from a configuration: mdevctl JSON (and
-//! back), libvirt XML, QEMU arguments, persistent masks (tools.md Part B).
+//! back), libvirt XML, QEMU arguments, persistent masks (tools.md Part A §4,
+//! Part B). Each is what the tool itself writes or prints for the same
+//! devices; the tests compare them with the real tools' output.
 
+use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
 use apmatrix_model::vfio::MDEV_TYPE;
 use apmatrix_model::{Mask256, MatrixAxis};
-use serde_json::{json, Value};
+use serde::Serialize;
+use serde_json::Value;
 use uuid::Uuid;
 
 use crate::{id_value, ConfigError, WantedMdev};
@@ -23,15 +27,50 @@ fn attrs(m: &WantedMdev) -> Vec<(String, String)> {
     out
 }
 
-/// mdevctl's stored form (`/etc/mdevctl.d/matrix/<uuid>`).
+/// One mdev as mdevctl keeps it, its keys in mdevctl's order.
+#[derive(Serialize)]
+struct Stored {
+    mdev_type: &'static str,
+    start: &'static str,
+    attrs: Vec<BTreeMap<String, String>>,
+}
+
+fn stored(m: &WantedMdev) -> Stored {
+    Stored {
+        mdev_type: MDEV_TYPE,
+        start: if m.autostart { "auto" } else { "manual" },
+        attrs: attrs(m)
+            .into_iter()
+            .map(|(k, v)| BTreeMap::from([(k, v)]))
+            .collect(),
+    }
+}
+
+/// mdevctl's stored form, byte for byte what `mdevctl define --jsonfile`
+/// of it leaves in `/etc/mdevctl.d/matrix/<uuid>` (1.2.0 and 1.4.0): pretty
+/// JSON with two-space indents, keys `mdev_type`, `start`, `attrs`, and no
+/// newline at the end.
 pub fn mdevctl_json(m: &WantedMdev) -> String {
-    let attrs: Vec<Value> = attrs(m).into_iter().map(|(k, v)| json!({ k: v })).collect();
-    let value = json!({
-        "mdev_type": MDEV_TYPE,
-        "start": if m.autostart { "auto" } else { "manual" },
-        "attrs": attrs,
-    });
-    serde_json::to_string_pretty(&value).expect("JSON") + "\n"
+    serde_json::to_string_pretty(&stored(m)).expect("JSON")
+}
+
+/// What `mdevctl list --defined --dumpjson` prints once every mdev is
+/// defined: `[{"matrix": [{"<uuid>": {...}}, ...]}]` in UUID order (`[]`
+/// for none), byte for byte as Debian's mdevctl 1.2.0 prints it; 1.4.0
+/// prints the same without the final newline.
+pub fn mdevctl_list_json(mdevs: &[WantedMdev]) -> String {
+    let mut sorted: Vec<&WantedMdev> = mdevs.iter().collect();
+    sorted.sort_by_key(|m| m.uuid);
+    let devices: Vec<BTreeMap<String, Stored>> = sorted
+        .into_iter()
+        .map(|m| BTreeMap::from([(m.uuid.to_string(), stored(m))]))
+        .collect();
+    let parents: Vec<BTreeMap<&str, Vec<BTreeMap<String, Stored>>>> = if devices.is_empty() {
+        Vec::new()
+    } else {
+        vec![BTreeMap::from([("matrix", devices)])]
+    };
+    serde_json::to_string_pretty(&parents).expect("JSON") + "\n"
 }
 
 /// Reads an mdevctl config back: the assignments it replays, in order
@@ -114,16 +153,28 @@ pub fn from_mdevctl_json(uuid: Uuid, text: &str) -> Result<WantedMdev, ConfigErr
     Ok(m)
 }
 
-/// libvirt node-device XML for `virsh nodedev-define` (formatnode.rst).
-/// libvirt's schema wants a `<name>`; mdevs are named
-/// `mdev_<uuid with underscores>_<parent>` (tools.md Part B §2).
+/// The name libvirt gives an mdev: `mdev_<uuid with underscores>_<parent>`
+/// (its parent's sysfs name, `matrix`).
+pub fn libvirt_nodedev_name(m: &WantedMdev) -> String {
+    format!("mdev_{}_matrix", m.uuid.to_string().replace('-', "_"))
+}
+
+/// libvirt node-device XML for `virsh nodedev-define` (formatnode.rst),
+/// as libvirt 9.0 formats the defined device (`virsh nodedev-dumpxml`): its
+/// name, the parent device `ap_matrix`, and in the mdev capability the type,
+/// the UUID, the parent's address (`matrix`, which libvirt fills in itself)
+/// and the attributes in write order. libvirt also prints an
+/// `<iommuGroup number='0'/>` before the attributes of an mdev that is not
+/// started; the group is the kernel's to choose at start, so it is left out
+/// here. Autostart is not part of libvirt's XML: `virsh nodedev-autostart`.
 pub fn libvirt_nodedev_xml(m: &WantedMdev) -> String {
-    let name = format!("mdev_{}_matrix", m.uuid.to_string().replace('-', "_"));
     let mut out = format!(
-        "<device>\n  <name>{name}</name>\n  <parent>ap_matrix</parent>\n  <capability type='mdev'>\n"
+        "<device>\n  <name>{}</name>\n  <parent>ap_matrix</parent>\n  <capability type='mdev'>\n",
+        libvirt_nodedev_name(m)
     );
     let _ = writeln!(out, "    <type id='{MDEV_TYPE}'/>");
     let _ = writeln!(out, "    <uuid>{}</uuid>", m.uuid);
+    out.push_str("    <parent_addr>matrix</parent_addr>\n");
     for (name, value) in attrs(m) {
         let _ = writeln!(out, "    <attr name='{name}' value='{value}'/>");
     }
@@ -152,19 +203,26 @@ pub fn kernel_parameters(apmask: Mask256, aqmask: Mask256) -> String {
     format!("ap.apmask={apmask} ap.aqmask={aqmask}\n")
 }
 
-/// The masks as a persistent udev rule in the style of chzdev --type ap
-/// (`/etc/udev/rules.d/41-ap.rules`): set when the ap module appears, then
-/// vfio_ap loaded. ap-check reads the masks from the `ATTR{...apmask}` and
-/// `ATTR{...aqmask}` lines (tools.md Part A §3, §4).
+/// The masks as persistent udev rules: byte for byte the file
+/// `chzdev --type ap -p apmask=... aqmask=...` of s390-tools v2.43 writes to
+/// `/etc/udev/rules.d/41-ap.rules` (tools.md Part A §4), header, rules, key
+/// order and blank lines. Debian's s390-tools 2.35 writes the same file
+/// without the `ACTION=="add"` line; this follows v2.43. ap-check, and
+/// `apmatrix check --etc`, read the masks back from the two `ATTR{...}`
+/// lines ([`crate::persistent::rule_masks`]).
 pub fn udev_rule(apmask: Mask256, aqmask: Mask256) -> String {
     format!(
-        "# Generated by apmatrix (chzdev --type ap style)\n\
-         ACTION!=\"add\", GOTO=\"ap_end\"\n\
-         SUBSYSTEM!=\"module\", GOTO=\"ap_end\"\n\
-         KERNEL!=\"ap\", GOTO=\"ap_end\"\n\
+        "# Generated by chzdev\n\
+         ACTION==\"add\", DEVPATH==\"/bus/ap\", ATTR{{bindings_complete_count}}!=\"0\", GOTO=\"cfg_ap\"\n\
+         ACTION==\"change\", SUBSYSTEM==\"ap\", DEVPATH==\"/devices/ap\", ENV{{BINDINGS}}==\"complete\", ENV{{COMPLETECOUNT}}==\"1\", GOTO=\"cfg_ap\"\n\
+         GOTO=\"end_ap\"\n\
+         \n\
+         LABEL=\"cfg_ap\"\n\
+         \n\
          ATTR{{../../bus/ap/apmask}}=\"{apmask}\"\n\
          ATTR{{../../bus/ap/aqmask}}=\"{aqmask}\"\n\
          RUN{{builtin}}+=\"kmod load vfio_ap\"\n\
-         LABEL=\"ap_end\"\n"
+         \n\
+         LABEL=\"end_ap\"\n"
     )
 }

@@ -33,4 +33,6 @@ pub use root::{DirRoot, EmulatedRoot, SysfsRoot, WriteFailure};
 const MATRIX: &str = "devices/vfio_ap/matrix";
 
 #[cfg(test)]
+mod export_tests;
+#[cfg(test)]
 mod tests;

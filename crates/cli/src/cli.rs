@@ -146,7 +146,7 @@ pub(crate) enum Command {
         #[arg(value_enum)]
         format: crate::configure::ExportFormat,
         config: PathBuf,
-        /// mdevctl: write one file per mdev into DIR (e.g. /etc/mdevctl.d/matrix)
+        /// mdevctl, nodedev: write one file per mdev into DIR (mdevctl: DIR/<uuid>, as in /etc/mdevctl.d/matrix; nodedev: DIR/<name>.xml)
         #[arg(long, value_name = "DIR")]
         dir: Option<PathBuf>,
     },

@@ -226,9 +226,9 @@ impl Drop for ApConfigLock {
 /// What `apmatrix export` writes.
 #[derive(Copy, Clone, Debug, clap::ValueEnum)]
 pub enum ExportFormat {
-    /// mdevctl's stored JSON, one per mdev
+    /// what `mdevctl list -d --dumpjson` prints once the mdevs are defined; with --dir, mdevctl's stored file per mdev
     Mdevctl,
-    /// libvirt node-device XML (virsh nodedev-define), one per mdev
+    /// libvirt node-device XML (virsh nodedev-define), one per mdev; with --dir, DIR/<name>.xml each
     Nodedev,
     /// the domain's <hostdev> element, one per mdev
     Hostdev,
@@ -236,7 +236,7 @@ pub enum ExportFormat {
     Qemu,
     /// the masks as kernel parameters (ap.apmask= ap.aqmask=)
     Cmdline,
-    /// the masks as a chzdev-style udev rule (/etc/udev/rules.d/41-ap.rules)
+    /// the masks as chzdev --type ap -p writes them (/etc/udev/rules.d/41-ap.rules)
     Udev,
 }
 
@@ -248,6 +248,9 @@ pub fn export(
 ) -> Result<String, CliError> {
     let w = wanted(config)?;
     let mut out = String::new();
+    if let (ExportFormat::Mdevctl, None) = (format, dir) {
+        return Ok(ex::mdevctl_list_json(&w.mdevs));
+    }
     let per_mdev: Option<fn(&apmatrix_admin::WantedMdev) -> String> = match format {
         ExportFormat::Mdevctl => Some(ex::mdevctl_json),
         ExportFormat::Nodedev => Some(ex::libvirt_nodedev_xml),
@@ -260,15 +263,19 @@ pub fn export(
             let text = render(m);
             match (dir, format) {
                 (Some(d), ExportFormat::Mdevctl) => {
-                    fs::create_dir_all(d)
-                        .map_err(|e| CliError::Failed(format!("{}: {e}", d.display())))?;
                     let path = d.join(m.uuid.to_string());
-                    fs::write(&path, &text)
-                        .map_err(|e| CliError::Failed(format!("{}: {e}", path.display())))?;
+                    write_export(d, &path, &text)?;
+                    let _ = writeln!(out, "wrote {}", path.display());
+                }
+                (Some(d), ExportFormat::Nodedev) => {
+                    let path = d.join(format!("{}.xml", ex::libvirt_nodedev_name(m)));
+                    write_export(d, &path, &text)?;
                     let _ = writeln!(out, "wrote {}", path.display());
                 }
                 (Some(_), _) => {
-                    return Err(CliError::Usage("--dir is for the mdevctl format".into()))
+                    return Err(CliError::Usage(
+                        "--dir is for the mdevctl and nodedev formats".into(),
+                    ))
                 }
                 (None, _) => {
                     if w.mdevs.len() > 1 && !matches!(format, ExportFormat::Qemu) {
@@ -288,6 +295,12 @@ pub fn export(
         ExportFormat::Cmdline => ex::kernel_parameters(apmask, aqmask),
         _ => ex::udev_rule(apmask, aqmask),
     })
+}
+
+/// One file of `export --dir DIR`.
+fn write_export(dir: &Path, path: &Path, text: &str) -> Result<(), CliError> {
+    fs::create_dir_all(dir).map_err(|e| CliError::Failed(format!("{}: {e}", dir.display())))?;
+    fs::write(path, text).map_err(|e| CliError::Failed(format!("{}: {e}", path.display())))
 }
 
 /// An id list for the configuration file; empty for none.

@@ -4,7 +4,7 @@
 //! its writes change its bus only.
 
 mod common;
-use common::{fuse_usable, seed_guests as setup, BIN, SEED_GUEST_UUIDS as UUIDS};
+use common::{fuse_usable, start_seed_guests as setup, BIN, SEED_GUEST_UUIDS as UUIDS};
 
 use std::path::Path;
 use std::process::Command;

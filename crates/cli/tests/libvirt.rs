@@ -9,31 +9,13 @@
 //! APMATRIX_REQUIRE_FUSE is set (CI).
 
 mod common;
-use common::{fuse_usable, BIN};
+use common::libvirt::{self, Mdevctl};
 
-use std::path::Path;
-use std::process::Command;
-
-/// Private /run (with udev's control file, so libudev listens), /var,
-/// /etc/libvirt and /etc/mdevctl.d; only the node-device driver in the
-/// driver directory; libvirtd on unix sockets only. `await` polls a
-/// condition for up to 30 s and logs how long it took, so the verdict is
-/// whether libvirt saw the change, not how fast.
+/// Run against the private libvirtd of `common::libvirt` (Debian's
+/// mdevctl). `await` polls a condition for up to 30 s and logs how long it
+/// took, so the verdict is whether libvirt saw the change, not how fast.
 const SCRIPT: &str = r#"
-set -eu
-for d in /run /var /etc/libvirt /etc/mdevctl.d; do mount -t tmpfs tmpfs $d; done
-mkdir -p /run/udev /run/libvirt /var/lib/libvirt /var/cache/libvirt /var/log/libvirt
-ln -s /run /var/run
-touch /run/udev/control
-mkdir -p /etc/mdevctl.d/scripts.d/callouts /etc/mdevctl.d/scripts.d/notifiers
-printf 'listen_tls = 0\nlisten_tcp = 0\nlog_outputs = "3:stderr"\n' > /etc/libvirt/libvirtd.conf
-only=$(mktemp -d)
-mount -t tmpfs tmpfs $only
-cp "$DRIVERS/libvirt_driver_nodedev.so" $only/
-mount --bind $only "$DRIVERS"
-libvirtd > "$WORK/libvirtd.log" 2>&1 &
-trap 'kill %1 2>/dev/null || true' EXIT
-V="virsh -q -c nodedev:///system"
+V="virsh_nd -q"
 now() { date +%s%N; }
 await() {
     local t0=$(now)
@@ -47,7 +29,6 @@ await() {
     echo "libvirt never saw: $2"
     return 1
 }
-await '$V nodedev-list --cap ap_matrix 2>/dev/null | grep -q ap_matrix' "libvirtd up"
 for cap in ap_card ap_matrix mdev_types mdev; do echo "== $cap"; $V nodedev-list --cap $cap; done
 echo "== ap_queue: $($V nodedev-list --cap ap_queue | wc -l) queues"
 echo "== card"; $V nodedev-dumpxml ap_card05
@@ -203,76 +184,23 @@ mdev_7c3b2a19_5d4e_4f60_a1b2_c3d4e5f60718_matrix
 == end
 ";
 
-/// Where Debian keeps libvirt's driver modules, if libvirt is installed.
-fn driver_dir() -> Option<String> {
-    let out = Command::new("sh")
-        .args([
-            "-c",
-            "ls -d /usr/lib/*/libvirt/connection-driver 2>/dev/null | head -1",
-        ])
-        .output()
-        .ok()?;
-    let dir = String::from_utf8(out.stdout).ok()?.trim().to_string();
-    (!dir.is_empty() && Path::new(&dir).join("libvirt_driver_nodedev.so").exists()).then_some(dir)
-}
-
-fn prerequisites() -> Option<String> {
-    let missing = if !fuse_usable() {
-        Some("root and /dev/fuse".to_string())
-    } else if !Path::new("/usr/sbin/libvirtd").exists() || !Path::new("/usr/bin/virsh").exists() {
-        Some("libvirtd and virsh (Debian's libvirt-daemon, libvirt-clients)".into())
-    } else if !Path::new("/usr/bin/mdevctl").exists() {
-        Some("Debian's mdevctl".into())
-    } else {
-        None
-    };
-    match (missing, driver_dir()) {
-        (None, Some(dir)) => Some(dir),
-        (why, _) => {
-            let why = why.unwrap_or_else(|| "libvirt's node-device driver module".into());
-            assert!(
-                std::env::var_os("APMATRIX_REQUIRE_FUSE").is_none(),
-                "CI requires {why}: run scripts/install-test-deps"
-            );
-            eprintln!("skipping: needs {why} (scripts/install-test-deps)");
-            None
-        }
-    }
-}
-
 #[test]
 fn libvirt_sees_the_ap_tree_tracks_echo_changes_by_events_and_drives_mdevctl() {
-    let Some(drivers) = prerequisites() else {
+    let mdevctl = Mdevctl::Debian;
+    let missing = libvirt::missing(&mdevctl);
+    if !missing.is_empty() {
+        let why = missing.join("; ");
+        assert!(
+            std::env::var_os("APMATRIX_REQUIRE_FUSE").is_none(),
+            "CI requires {why}: run scripts/install-test-deps"
+        );
+        eprintln!("skipping: {why}");
         return;
-    };
+    }
     let tmp = tempfile::tempdir().unwrap();
     let host = tmp.path().join("host.json");
-    common::succeeded(common::apmatrix(
-        &host,
-        &["host", "init", "--kernel", "dyn"],
-    ));
-    let out = Command::new(BIN)
-        .args([
-            "--host",
-            host.to_str().unwrap(),
-            "exec",
-            "--no-periodic-scans",
-        ])
-        .args(["--", "bash", "-c", SCRIPT])
-        .env("WORK", tmp.path())
-        .env("DRIVERS", &drivers)
-        // Debian's mdevctl, the one libvirt finds on a real host.
-        .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let log = std::fs::read_to_string(tmp.path().join("libvirtd.log")).unwrap_or_default();
-    assert!(
-        out.status.success(),
-        "{stdout}{}\nlibvirtd:\n{log}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert_eq!(stdout, EXPECTED);
+    let ran = libvirt::run(&host, "dyn", &mdevctl, tmp.path(), SCRIPT, &[]);
+    assert_eq!(ran.stdout, EXPECTED);
     let latency = std::fs::read_to_string(tmp.path().join("latency.txt")).unwrap();
     eprintln!("libvirt saw (polled every 10 ms):\n{latency}");
 }

@@ -34,7 +34,7 @@ fn real_lszcrypt_in_each_seed_guest_lists_what_its_crycb_gives_it() {
     };
     let tmp = tempfile::tempdir().unwrap();
     let host = tmp.path().join("host.json");
-    common::seed_guests(&host);
+    common::start_seed_guests(&host);
     let header = "CARD.DOM TYPE  MODE        STATUS     REQUESTS\n\
                   ----------------------------------------------\n";
     let line = |id: &str, (ty, mode): (&str, &str)| {

@@ -388,6 +388,13 @@ fn chzdev_and_lszdev_change_the_masks_and_persist_them() {
         "[[mdev]]\nname = \"boot\"\nadapters = \"5\"\ndomains = \"0x47\"\nautostart = true\n",
     )
     .unwrap();
+    // The same masks as a configuration: adapters 5 and 6 for vfio_ap.
+    let udev_config = s.dir.path().join("udev.toml");
+    std::fs::write(
+        &udev_config,
+        "[masks]\nderive = \"adapters\"\n\n[[mdev]]\nname = \"m\"\nadapters = \"5,6\"\ndomains = \"4\"\n",
+    )
+    .unwrap();
     let chzdev = |args: &str| format!("real chzdev --type ap {args} --base /etc=$ETC");
     let masks = "cat /sys/bus/ap/apmask /sys/bus/ap/aqmask";
     let check = format!("apmatrix check --etc $ETC {}", config.display());
@@ -407,6 +414,7 @@ fn chzdev_and_lszdev_change_the_masks_and_persist_them() {
         check,
         "real lszdev --type ap --base /etc=$ETC".to_string(),
         "ls -A /etc/udev/rules.d /run/lock".to_string(),
+        format!("apmatrix export udev {}", udev_config.display()),
     ];
     let outs = s.run(&tools, "", &cases);
     let lszdev = |table: &str| {
@@ -480,6 +488,17 @@ fn chzdev_and_lszdev_change_the_masks_and_persist_them() {
         &full[2..]
     );
     assert_eq!(outs[8].stdout, rules);
+    // `apmatrix export udev` of the same masks is chzdev's file (v2.43's:
+    // 2.35's chzdev lacks the coldplug line).
+    let exported = &outs[12];
+    assert_eq!(exported.rc, 0, "{exported:?}");
+    assert!(exported.stdout.contains(coldplug), "{exported:?}");
+    let as_chzdev = if tools.version < (2, 40) {
+        exported.stdout.replace(coldplug, "")
+    } else {
+        exported.stdout.clone()
+    };
+    assert_eq!(as_chzdev, outs[8].stdout, "export udev against chzdev -p");
     assert_eq!(outs[9].rc, 0, "{:?}", outs[9]);
     assert!(
         outs[9].stdout.contains("1 mdev(s), no errors"),

@@ -2,6 +2,8 @@
 //! piece.
 #![allow(dead_code)]
 
+pub mod libvirt;
+
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -190,7 +192,7 @@ apmatrix guest start Guest3 --mdev $U3 > /dev/null
 
 /// A fresh host at `host` (seed profile) set up as the seed document's
 /// example, through the tree, with its three guests running.
-pub fn seed_guests(host: &Path) {
+pub fn start_seed_guests(host: &Path) {
     let env = [
         ("U1", SEED_GUEST_UUIDS[0].to_string()),
         ("U2", SEED_GUEST_UUIDS[1].to_string()),
@@ -198,3 +200,71 @@ pub fn seed_guests(host: &Path) {
     ];
     exec(host, "seed", SEED_GUESTS, &env);
 }
+
+/// mdevctl 1.4.0: $APMATRIX_MDEVCTL_14, else what scripts/install-test-deps
+/// builds.
+pub fn mdevctl_14() -> Option<PathBuf> {
+    if let Some(p) = std::env::var_os("APMATRIX_MDEVCTL_14") {
+        return Some(PathBuf::from(p)).filter(|p| p.is_file());
+    }
+    let built =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/tools/mdevctl-1.4.0/bin/mdevctl");
+    built.is_file().then_some(built)
+}
+
+/// Whether a test that needs `missing.is_empty()` can run: if not, it
+/// prints "skipping: ..." and the test passes, unless APMATRIX_REQUIRE_FUSE
+/// is set (CI), where a missing prerequisite fails the test.
+pub fn can_run(test: &str, missing: &[String]) -> bool {
+    if missing.is_empty() {
+        return true;
+    }
+    let why = missing.join("; ");
+    assert!(
+        std::env::var_os("APMATRIX_REQUIRE_FUSE").is_none(),
+        "APMATRIX_REQUIRE_FUSE is set but {test} cannot run: {why}"
+    );
+    eprintln!("skipping {test}: {why}");
+    false
+}
+
+/// What FUSE tests lack here (root, /dev/fuse), if anything.
+pub fn fuse_missing() -> Vec<String> {
+    apmatrix_fuse::unusable()
+        .map(|why| vec![why.to_string()])
+        .unwrap_or_default()
+}
+
+/// The seed document's three guests (examples/seed-guests.toml).
+pub fn seed_guests() -> String {
+    std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../examples/seed-guests.toml"
+    ))
+    .unwrap()
+}
+
+/// Control domains (ranges, ids given out of order), an autostart/manual
+/// mix, an mdev with nothing assigned, and UUIDs whose order is not the
+/// file's: mdevctl lists by UUID.
+pub const MDEV_MIX: &str = r#"
+[masks]
+derive = "adapters"
+
+[[mdev]]
+uuid = "f3c1d2e4-5a6b-4c7d-8e9f-0a1b2c3d4e5f"
+adapters = "4"
+domains = "0x47,5"
+control_domains = "0xff,0-2,0x47"
+autostart = true
+
+[[mdev]]
+uuid = "0b1c2d3e-4f5a-4b6c-9d8e-7f6a5b4c3d2e"
+adapters = "5,6"
+domains = "0xab"
+control_domains = "0xab"
+
+[[mdev]]
+uuid = "7a8b9c0d-1e2f-4a3b-8c4d-5e6f7a8b9c0d"
+autostart = true
+"#;
