@@ -4,10 +4,10 @@
 //! its writes change its bus only.
 
 mod common;
-use common::{fuse_usable, start_seed_guests as setup, BIN, SEED_GUEST_UUIDS as UUIDS};
+use common::fuse_usable;
 
+use std::ffi::OsStr;
 use std::path::Path;
-use std::process::Command;
 
 /// What a guest's tree shows: its queues under the bus, their drivers and
 /// each card's type, its masks, and whether vfio_ap is there.
@@ -21,23 +21,8 @@ test -e /sys/devices/vfio_ap/matrix/mdev_supported_types && echo "vfio_ap: prese
 "#;
 
 fn in_guest(host: &Path, guest: &str, script: &str) -> String {
-    let bin_dir = Path::new(BIN).parent().unwrap();
-    let path = format!("{}:{}", bin_dir.display(), std::env::var("PATH").unwrap());
-    let out = Command::new(BIN)
-        .args([
-            "--host",
-            host.to_str().unwrap(),
-            "exec",
-            "--no-periodic-scans",
-        ])
-        .args(["--guest", guest, "--", "bash", "-c", script])
-        .env("PATH", path)
-        .env("APMATRIX_HOST", host)
-        .env("U1", UUIDS[0])
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{guest}: {out:?}");
-    String::from_utf8(out.stdout).unwrap()
+    let args: [&OsStr; 3] = ["bash".as_ref(), "-c".as_ref(), script.as_ref()];
+    common::in_guest(host, guest, &args)
 }
 
 #[test]
@@ -46,9 +31,7 @@ fn each_seed_guest_sees_its_own_queues_bound_to_its_zcrypt() {
         eprintln!("skipping: needs root and /dev/fuse");
         return;
     }
-    let tmp = tempfile::tempdir().unwrap();
-    let host = tmp.path().join("host.json");
-    setup(&host);
+    let (_tmp, host) = common::seed_guests_host();
     let expected = [
         (
             "Guest1",
@@ -93,14 +76,13 @@ fn a_hot_plug_shows_in_the_guest_after_its_own_scan_and_its_masks_are_its_own() 
         eprintln!("skipping: needs root and /dev/fuse");
         return;
     }
-    let tmp = tempfile::tempdir().unwrap();
-    let host = tmp.path().join("host.json");
-    setup(&host);
+    let (_tmp, host) = common::seed_guests_host();
     // Domain 6 is the host's; free it for vfio_ap from the host first.
     common::succeeded(common::apmatrix(&host, &["mask", "set", "aqmask", "-6"]));
     let masks = || common::succeeded(common::apmatrix(&host, &["--json", "mask", "show"]));
     let host_masks = masks();
-    let seen = in_guest(&host, "Guest1", HOT_PLUG);
+    let script = HOT_PLUG.replace("$U1", common::SEED_GUEST_UUIDS[0]);
+    let seen = in_guest(&host, "Guest1", &script);
     assert_eq!(
         seen,
         "before scan: 05.0004 05.00ab \n\

@@ -5,26 +5,18 @@
 mod common;
 mod s390;
 
+use std::ffi::OsStr;
 use std::path::Path;
-use std::process::Command;
-
-use common::BIN;
 
 fn guest_lszcrypt(host: &Path, root: &Path, guest: &str) -> String {
-    let out = Command::new(BIN)
-        .args([
-            "--host",
-            host.to_str().unwrap(),
-            "exec",
-            "--no-periodic-scans",
-        ])
-        .args(["--guest", guest, "--", "qemu-s390x-static", "-L"])
-        .arg(root)
-        .arg(root.join("usr/sbin/lszcrypt"))
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{guest}: {out:?}");
-    String::from_utf8(out.stdout).unwrap()
+    let lszcrypt = root.join("usr/sbin/lszcrypt");
+    let args: [&OsStr; 4] = [
+        "qemu-s390x-static".as_ref(),
+        "-L".as_ref(),
+        root.as_os_str(),
+        lszcrypt.as_os_str(),
+    ];
+    common::in_guest(host, guest, &args)
 }
 
 #[test]
@@ -32,9 +24,7 @@ fn real_lszcrypt_in_each_seed_guest_lists_what_its_crycb_gives_it() {
     let Some(tools) = s390::tools() else {
         return;
     };
-    let tmp = tempfile::tempdir().unwrap();
-    let host = tmp.path().join("host.json");
-    common::start_seed_guests(&host);
+    let (_tmp, host) = common::seed_guests_host();
     let header = "CARD.DOM TYPE  MODE        STATUS     REQUESTS\n\
                   ----------------------------------------------\n";
     let line = |id: &str, (ty, mode): (&str, &str)| {

@@ -190,6 +190,38 @@ apmatrix guest start Guest2 --mdev $U2 > /dev/null
 apmatrix guest start Guest3 --mdev $U3 > /dev/null
 "#;
 
+/// `apmatrix exec --guest GUEST -- ARGS...` on `host`, with this build's
+/// apmatrix on PATH working on the same host: what it printed, or the test
+/// fails.
+pub fn in_guest(host: &Path, guest: &str, args: &[&std::ffi::OsStr]) -> String {
+    let bin_dir = Path::new(BIN).parent().unwrap();
+    let path = format!("{}:{}", bin_dir.display(), std::env::var("PATH").unwrap());
+    let out = Command::new(BIN)
+        .args([
+            "--host",
+            host.to_str().unwrap(),
+            "exec",
+            "--no-periodic-scans",
+        ])
+        .args(["--guest", guest, "--"])
+        .args(args)
+        .env("PATH", path)
+        .env("APMATRIX_HOST", host)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{guest}: {out:?}");
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// A temporary directory with `host.json`: the seed document's example,
+/// made through the tree, with its three guests running.
+pub fn seed_guests_host() -> (tempfile::TempDir, PathBuf) {
+    let tmp = tempfile::tempdir().unwrap();
+    let host = tmp.path().join("host.json");
+    start_seed_guests(&host);
+    (tmp, host)
+}
+
 /// A fresh host at `host` (seed profile) set up as the seed document's
 /// example, through the tree, with its three guests running.
 pub fn start_seed_guests(host: &Path) {
