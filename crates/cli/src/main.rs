@@ -68,14 +68,10 @@ fn main() -> ExitCode {
     } = &cli.command
     {
         let store = Store::new(cli.host.clone().unwrap_or_else(store::default_path));
-        let network = if *host_network {
-            serve::Network::Host
-        } else {
-            serve::Network::Private
-        };
         let options = store::ServerOptions {
             periodic_scans: !scans.no_periodic_scans,
-            udev_events: network == serve::Network::Private,
+            // Events only in a network namespace of exec's own.
+            udev_events: !*host_network,
             guest: guest.guest.clone(),
         };
         return match serve::exec(store, command, options) {

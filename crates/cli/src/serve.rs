@@ -13,16 +13,6 @@ use std::process::Command;
 use crate::store::{ServerOptions, Store};
 use crate::CliError;
 
-/// Which network namespace `exec` runs its command in.
-#[derive(Copy, Clone, Debug, PartialEq, Eq)]
-pub enum Network {
-    /// A private one with loopback only, where the host's changes are
-    /// broadcast to udev monitors.
-    Private,
-    /// The host's own: no udev events, which would reach the host's monitors.
-    Host,
-}
-
 /// What libudev needs in its environment to take the tree's devices: it
 /// refuses a syspath that is not on sysfs unless this is set to false
 /// (docs/research/uevents.md §4.3).

@@ -186,20 +186,8 @@ fn mdev_in_group(host: &Host, group: u32) -> Option<Uuid> {
         .map(|m| m.uuid)
 }
 
-/// Whether an entry of a top directory belongs to vfio_ap (or the mdev
-/// core it brings), which a guest's kernel does not load.
-fn vfio_ap_entry(dir: Dir, name: &str) -> bool {
-    matches!(
-        (dir, name),
-        (Dir::Root, "class")
-            | (Dir::Bus, "matrix" | "mdev")
-            | (Dir::Devices, "vfio_ap")
-            | (Dir::BusApDrivers, "vfio_ap")
-            | (Dir::Kernel, "iommu_groups")
-    )
-}
-
-/// Whether a directory is vfio_ap's or the mdev core's.
+/// Whether a directory is vfio_ap's or the mdev core's, which a guest's
+/// kernel does not load.
 fn vfio_ap_dir(dir: Dir) -> bool {
     matches!(
         dir,
@@ -228,10 +216,8 @@ fn vfio_ap_dir(dir: Dir) -> bool {
 
 /// The entry `name` of directory `dir`, if the host has it now.
 pub fn child(host: &Host, dir: Dir, name: &str) -> Option<Node> {
-    if !host.has_vfio_ap() && vfio_ap_entry(dir, name) {
-        return None;
-    }
     entry(host, dir, name)
+        .filter(|n| host.has_vfio_ap() || !matches!(n, Node::Dir(d) if vfio_ap_dir(*d)))
 }
 
 fn entry(host: &Host, dir: Dir, name: &str) -> Option<Node> {
@@ -401,7 +387,7 @@ fn entry(host: &Host, dir: Dir, name: &str) -> Option<Node> {
 pub fn children(host: &Host, dir: Dir) -> Vec<(String, Kind)> {
     let mut all = entries(host, dir);
     if !host.has_vfio_ap() {
-        all.retain(|(name, _)| !vfio_ap_entry(dir, name));
+        all.retain(|(name, kind)| *kind != Kind::Dir || child(host, dir, name).is_some());
     }
     all
 }

@@ -47,6 +47,15 @@ struct Owned {
 
 type Shared = Arc<Mutex<Owned>>;
 
+/// The AP bus a tree shows: `host`'s, or the served `guest`'s own (where
+/// the owner's fields are borrowed apart, `Owned::viewed` cannot serve).
+fn view<'a>(host: &'a Host, guest: &Option<String>, no_guest: &'a Host) -> &'a Host {
+    match guest {
+        None => host,
+        Some(name) => host.guest_bus(name).unwrap_or(no_guest),
+    }
+}
+
 /// The host from its files, and the journal that continues it, opened for
 /// the server's appends. The caller owns the state.
 fn load_to_append(place: &Place) -> Result<(snapshot::Loaded, Option<Journal>), StoreError> {
@@ -73,10 +82,7 @@ impl Owned {
 
     /// The AP bus the tree shows: the host's, or the served guest's.
     fn viewed(&self) -> &Host {
-        match &self.guest {
-            None => &self.host,
-            Some(name) => self.host.guest_bus(name).unwrap_or(&self.no_guest),
-        }
+        view(&self.host, &self.guest, &self.no_guest)
     }
 
     /// A write through the served guest's tree: parsed on its bus as its
@@ -136,10 +142,7 @@ impl Owned {
             Ok(written) => {
                 // A write to a device's `uevent` changes nothing but is
                 // announced (the only accepted write without an op).
-                let viewed = match &self.guest {
-                    None => &self.host,
-                    Some(name) => self.host.guest_bus(name).unwrap_or(&self.no_guest),
-                };
+                let viewed = view(&self.host, &self.guest, &self.no_guest);
                 if let (Some(udev), Some(apmatrix_sysfs::Node::File(f))) =
                     (&mut self.udev, apmatrix_sysfs::lookup(viewed, path))
                 {
@@ -177,10 +180,7 @@ impl Owned {
         let Some(before) = before else {
             return;
         };
-        let viewed = match &self.guest {
-            None => &self.host,
-            Some(name) => self.host.guest_bus(name).unwrap_or(&self.no_guest),
-        };
+        let viewed = view(&self.host, &self.guest, &self.no_guest);
         if let Some(udev) = &mut self.udev {
             udev.changed(&before, viewed);
         }

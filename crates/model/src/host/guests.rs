@@ -25,23 +25,20 @@ impl Host {
         if let Some(uuid) = &mdev {
             self.check_attachable(uuid)?;
         }
+        // The guest's kernel boots with what the mdev gives it.
+        let crycb = mdev.map_or_else(Crycb::default, |u| self.crycb_for(&self.mdevs[&u]));
         let guest = Guest {
             name: name.to_string(),
             mdev: None,
             cpu,
             crycb: Crycb::default(),
-            bus: self.boot_guest_bus(name, cpu, &Crycb::default()),
+            bus: self.boot_guest_bus(name, cpu, &crycb),
         };
         self.guests.insert(name.to_string(), guest);
-        let effects = match mdev {
-            Some(uuid) => self.attach(name, uuid),
-            None => Effects::default(),
-        };
-        // The guest's kernel boots with what the mdev gave it.
-        let crycb = self.guests[name].crycb;
-        let bus = self.boot_guest_bus(name, cpu, &crycb);
-        self.guests.get_mut(name).expect("inserted").bus = bus;
-        Ok(effects)
+        match mdev {
+            Some(uuid) => Ok(self.attach(name, uuid)),
+            None => Ok(Effects::default()),
+        }
     }
 
     /// Hot plugs an mdev into a running guest (`device_add vfio-ap`).
