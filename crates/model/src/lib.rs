@@ -35,8 +35,9 @@ pub mod vfio;
 
 pub use error::{ApError, ApqnList, Errno, MaskKind};
 pub use host::{
-    given_back, host_owns, reclaimed, ApqnState, Clash, Driver, Effects, Guest, GuestUpdate, Host,
-    HostState, Occupancy, Op, Rebind, StateError, Unavailable, WriteTarget, Written,
+    given_back, host_owns, reclaimed, ApqnState, Changes, Clash, Driver, Effects, Guest,
+    GuestUpdate, Host, HostState, Occupancy, Op, Rebind, StateError, Unavailable, WriteTarget,
+    Written,
 };
 pub use ids::{AdapterId, Apqn, DomainId, MatrixAxis};
 pub use mask::Mask256;

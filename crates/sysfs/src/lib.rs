@@ -15,6 +15,7 @@
 #![deny(missing_docs)]
 
 mod attrs;
+mod changes;
 mod view;
 
 use apmatrix_model::{AdapterId, Apqn, Driver, Host};
@@ -24,6 +25,7 @@ pub use attrs::{
     read, write, write_target, BusAttr, CardAttr, File, MatrixAttr, MdevAttr, QueueAttr, RootAttr,
     RootDevice, TypeAttr,
 };
+pub use changes::{dir_path, tree_changes, TreeChange};
 pub use view::{list_path, lookup, read_path, resolve_path, write_path, AccessError, SysfsView};
 
 /// The mdev bus's driver for vfio_ap mdevs (an mdev's `driver` link): the

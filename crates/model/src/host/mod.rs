@@ -8,7 +8,8 @@
 //! The rooms: `bus.rs` (masks, re-probe, binding), `lpar.rs` (the LPAR's
 //! configuration on the hardware, and the bus scan), `mdevs.rs` (the mdevs
 //! and their matrices), `guests.rs` (guests, hot plug, the CRYCB),
-//! `occupancy.rs` (who holds each APQN), `rules.rs` (the kernel's decisions
+//! `occupancy.rs` (who holds each APQN), `changes.rs` (which objects
+//! differ between two states, for the views' caches), `rules.rs` (the kernel's decisions
 //! as queries, shared with `apmatrix check`), `op.rs` (every change as a
 //! value) and `state.rs` (the saved form). This file holds the types and
 //! the reading side.
@@ -27,6 +28,7 @@ use crate::topology::{BootWarning, Topology};
 use crate::vfio::{CpuModel, Crycb, Mdev};
 
 mod bus;
+mod changes;
 mod guest_bus;
 mod guests;
 mod lpar;
@@ -39,6 +41,7 @@ mod state;
 mod tests;
 
 use bus::Bindings;
+pub use changes::Changes;
 use guests::check_guest_name;
 pub use occupancy::{Clash, Occupancy};
 pub use op::{Op, WriteTarget, Written};
