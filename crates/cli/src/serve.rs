@@ -77,7 +77,9 @@ pub fn mount(store: Store, dir: &Path, options: ServerOptions) -> Result<String,
     };
     let (live, serving) = store.live(serving, options)?;
     let signals = block_termination_signals();
-    let session = apmatrix_fuse::spawn(live, dir).map_err(|e| mount_error(dir, e))?;
+    let invalidator = live.invalidator();
+    let session = apmatrix_fuse::spawn_invalidated(live, dir, invalidator)
+        .map_err(|e| mount_error(dir, e))?;
     let mounted_dev = fs::metadata(dir).map(|m| m.dev()).ok();
     crate::style::say(format_args!(
         "apmatrix: serving {} at {} (Ctrl-C to unmount)",
@@ -132,7 +134,9 @@ pub fn exec(store: Store, command: &[String], options: ServerOptions) -> Result<
     let tree = work.join("sys");
     let setup = (|| {
         fs::create_dir(&tree).map_err(|e| fail(format!("{}: {e}", tree.display())))?;
-        let session = apmatrix_fuse::spawn(live, &tree).map_err(|e| mount_error(&tree, e))?;
+        let invalidator = live.invalidator();
+        let session = apmatrix_fuse::spawn_invalidated(live, &tree, invalidator)
+            .map_err(|e| mount_error(&tree, e))?;
         let mut shadows = Vec::new();
         graft_all(&tree, &work, &mut shadows)?;
         if private_network {

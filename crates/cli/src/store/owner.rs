@@ -15,8 +15,9 @@ use std::os::unix::net::{UnixListener, UnixStream};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::thread::JoinHandle;
 
+use apmatrix_fuse::{Invalidator, WriteOutcome};
 use apmatrix_model::{Host, Op, Written};
-use apmatrix_sysfs::AccessError;
+use apmatrix_sysfs::{AccessError, TreeChange};
 use rustix::fs::FileType;
 
 use super::protocol::{self, Reply, Request};
@@ -43,6 +44,8 @@ struct Owned {
     guest: Option<String>,
     /// What the tree shows of a served guest that is not running.
     no_guest: Host,
+    /// Makes the kernel forget what each change altered in the tree.
+    invalidator: Invalidator,
 }
 
 type Shared = Arc<Mutex<Owned>>;
@@ -119,16 +122,19 @@ impl Owned {
         Ok(())
     }
 
-    /// One write(2) through the tree: applied, journaled, then answered.
-    fn write_path(
-        &mut self,
-        path: &str,
-        data: &[u8],
-    ) -> Result<Result<Written, AccessError>, StoreError> {
+    /// What the tree shows changed since `before` (a state of what it
+    /// shows, the host's bus or the served guest's).
+    fn tree_changes(&self, before: &Host) -> Vec<TreeChange> {
+        apmatrix_sysfs::tree_changes(before, self.viewed())
+    }
+
+    /// One write(2) through the tree: applied, journaled, then answered
+    /// (with what it changed in the tree, for the kernel to forget first).
+    fn write_path(&mut self, path: &str, data: &[u8]) -> Result<WriteOutcome, StoreError> {
         if self.stopped() {
             return Err(StoreError::Stopped);
         }
-        let before = self.udev.is_some().then(|| self.viewed().clone());
+        let before = self.viewed().clone();
         let result = match self.guest.clone() {
             None => apmatrix_sysfs::write_path(&mut self.host, path, data),
             Some(guest) => self.write_guest_path(&guest, path, data),
@@ -136,8 +142,9 @@ impl Owned {
         match result {
             Ok(written) if written.op.is_some() => {
                 self.commit(&written)?;
-                self.announce(before);
-                Ok(Ok(written))
+                let changes = self.tree_changes(&before);
+                self.announce(Some(before));
+                Ok((Ok(written), changes))
             }
             Ok(written) => {
                 // A write to a device's `uevent` changes nothing but is
@@ -150,9 +157,9 @@ impl Owned {
                         udev.synthetic(viewed, &device, data);
                     }
                 }
-                Ok(Ok(written))
+                Ok((Ok(written), Vec::new()))
             }
-            other => Ok(other),
+            other => Ok((other, Vec::new())),
         }
     }
 
@@ -162,7 +169,7 @@ impl Owned {
         if self.stopped() {
             return Err(StoreError::Stopped);
         }
-        let before = self.udev.is_some().then(|| self.viewed().clone());
+        let before = self.viewed().clone();
         let Ok(effects) = self.host.apply(op) else {
             return Ok(());
         };
@@ -170,7 +177,9 @@ impl Owned {
             op: Some(op.clone()),
             effects,
         })?;
-        self.announce(before);
+        // No one waits for a scan: the kernel forgets as soon as it can.
+        self.invalidator.forget_soon(&self.tree_changes(&before));
+        self.announce(Some(before));
         Ok(())
     }
 
@@ -218,11 +227,16 @@ impl Owned {
         Ok(())
     }
 
-    fn answer(&mut self, request: Request, serving: &str) -> Reply {
+    /// A command's request, answered; with what its change altered in the
+    /// tree, which the kernel must forget before the answer is sent.
+    fn answer(&mut self, request: Request, serving: &str) -> (Reply, Vec<TreeChange>) {
         if self.stopped() {
-            return Reply::Stopped;
+            return (Reply::Stopped, Vec::new());
         }
-        match request {
+        if let Request::Put { base, state } = request {
+            return self.put(base, *state);
+        }
+        let reply = match request {
             Request::Get => Reply::State {
                 generation: self.generation,
                 state: Box::new(self.host.to_state()),
@@ -231,33 +245,41 @@ impl Owned {
                 pid: std::process::id(),
                 serving: serving.to_string(),
             },
-            Request::Put { base, .. } if base != self.generation => Reply::Moved,
-            Request::Put { state, .. } => {
-                let host = match Host::from_state(*state) {
-                    Ok(host) => host,
-                    Err(e) => {
-                        return Reply::Refused {
-                            reason: format!("the new host state is not valid: {e}"),
-                        }
-                    }
-                };
-                match snapshot::save(&self.place.dir, &self.place.names, &host) {
-                    Ok(tag) => {
-                        let before = self.udev.is_some().then(|| self.viewed().clone());
-                        self.host = host;
-                        self.announce(before);
-                        self.tag = Some(tag);
-                        self.journal = None;
-                        self.generation += 1;
-                        Reply::Done {
-                            generation: self.generation,
-                        }
-                    }
-                    Err(e) => Reply::Refused {
-                        reason: format!("saving it failed: {e}"),
-                    },
-                }
+            Request::Put { .. } => unreachable!("answered above"),
+        };
+        (reply, Vec::new())
+    }
+
+    /// A command's new host, offered against the generation it read.
+    fn put(&mut self, base: u64, state: apmatrix_model::HostState) -> (Reply, Vec<TreeChange>) {
+        if base != self.generation {
+            return (Reply::Moved, Vec::new());
+        }
+        let host = match Host::from_state(state) {
+            Ok(host) => host,
+            Err(e) => {
+                let reason = format!("the new host state is not valid: {e}");
+                return (Reply::Refused { reason }, Vec::new());
             }
+        };
+        match snapshot::save(&self.place.dir, &self.place.names, &host) {
+            Ok(tag) => {
+                let before = self.viewed().clone();
+                self.host = host;
+                let changes = self.tree_changes(&before);
+                self.announce(Some(before));
+                self.tag = Some(tag);
+                self.journal = None;
+                self.generation += 1;
+                let generation = self.generation;
+                (Reply::Done { generation }, changes)
+            }
+            Err(e) => (
+                Reply::Refused {
+                    reason: format!("saving it failed: {e}"),
+                },
+                Vec::new(),
+            ),
         }
     }
 }
@@ -289,7 +311,7 @@ impl apmatrix_fuse::Backend for LiveHost {
         Ok((HostGuard(owned), generation))
     }
 
-    fn write(&mut self, path: &str, data: &[u8]) -> io::Result<Result<Written, AccessError>> {
+    fn write(&mut self, path: &str, data: &[u8]) -> io::Result<WriteOutcome> {
         lock(&self.shared)?.write_path(path, data).map_err(store_io)
     }
 
@@ -300,8 +322,16 @@ impl apmatrix_fuse::Backend for LiveHost {
     }
 }
 
+impl LiveHost {
+    /// What the FUSE server must be given to keep the kernel's caches
+    /// true to this host ([`apmatrix_fuse::spawn_invalidated`]).
+    pub fn invalidator(&self) -> Invalidator {
+        lock(&self.shared).map_or_else(|_| Invalidator::new(), |o| o.invalidator.clone())
+    }
+}
+
 impl apmatrix_fuse::Writer for LiveHost {
-    fn write(&mut self, path: &str, data: &[u8]) -> io::Result<Result<Written, AccessError>> {
+    fn write(&mut self, path: &str, data: &[u8]) -> io::Result<WriteOutcome> {
         apmatrix_fuse::Backend::write(self, path, data)
     }
 }
@@ -313,7 +343,10 @@ impl LiveHost {
         path: &str,
         data: &[u8],
     ) -> Result<Result<Written, AccessError>, StoreError> {
-        lock(&self.shared).unwrap().write_path(path, data)
+        lock(&self.shared)
+            .unwrap()
+            .write_path(path, data)
+            .map(|(written, _)| written)
     }
 
     pub fn host(&self) -> Host {
@@ -378,6 +411,7 @@ pub fn start(
         journal,
         udev: None,
         guest: None,
+        invalidator: Invalidator::new(),
     };
     if let Some(name) = &options.guest {
         if owned.host.guest(name).is_none() {
@@ -501,8 +535,17 @@ fn serve_client(mut stream: UnixStream, shared: &Shared, serving: &str) {
                 reason: "only root and the host's owner may use this host".into(),
             }
         } else {
-            match lock(shared) {
-                Ok(mut owned) => owned.answer(request, serving),
+            let answered = lock(shared).map(|mut owned| {
+                let (reply, changes) = owned.answer(request, serving);
+                (reply, changes, owned.invalidator.clone())
+            });
+            match answered {
+                // The command learns of its change only once no process
+                // can read the old state from the kernel's caches.
+                Ok((reply, changes, invalidator)) => {
+                    invalidator.forget(&changes);
+                    reply
+                }
                 Err(e) => Reply::Refused {
                     reason: e.to_string(),
                 },

@@ -1,0 +1,422 @@
+//! The FUSE requests, answered from the sysfs view of the backend's host.
+//!
+//! The kernel keeps what it is told for a day ([`TTL`]): names,
+//! attributes, file contents in its page cache, directory listings, link
+//! targets. What a change alters it is told to forget before the change is
+//! acknowledged ([`crate::Invalidator`]). Files and directories are never
+//! opened by the server (it answers OPEN and OPENDIR with ENOSYS, and the
+//! kernel then stops sending them, and RELEASE), so a cached `cat` costs
+//! no request at all.
+
+use std::ffi::OsStr;
+use std::time::{Duration, SystemTime};
+
+use apmatrix_model::Host;
+use apmatrix_sysfs::{child, children, AccessError, Kind, Node};
+use fuser::{
+    FileAttr, FileType, Filesystem, KernelConfig, ReplyAttr, ReplyCreate, ReplyData,
+    ReplyDirectory, ReplyEmpty, ReplyEntry, ReplyOpen, ReplyWrite, Request, TimeOrNow,
+};
+
+use crate::inodes::{Looked, ROOT_INO};
+use crate::invalidate::Done;
+use crate::{errno_of, wait_and_write, Backend, Invalidator, MAX_WRITE};
+
+/// How long the kernel may keep names and attributes: as long as it likes,
+/// since it is told when they change.
+pub(crate) const TTL: Duration = Duration::from_secs(24 * 60 * 60);
+
+/// `FUSE_AUTO_INVAL_DATA`: the kernel checks a file's attributes before
+/// using its cached pages, and drops them when the mtime moved.
+const AUTO_INVAL_DATA: u64 = 1 << 12;
+/// `FUSE_CACHE_SYMLINKS`: link targets are kept in the page cache too.
+const CACHE_SYMLINKS: u64 = 1 << 23;
+
+/// The FUSE file system over a [`Backend`].
+pub struct SysfsFs<B: Backend> {
+    backend: B,
+    invalidator: Invalidator,
+    /// A listing being read in several READDIRs: the names at its first,
+    /// so that one getdents(2) sequence sees one state.
+    listings: std::collections::HashMap<u64, Vec<(u64, FileType, String)>>,
+    mounted_at: SystemTime,
+}
+
+fn join(parent: &str, name: &str) -> String {
+    if parent.is_empty() {
+        name.to_string()
+    } else {
+        format!("{parent}/{name}")
+    }
+}
+
+fn file_type(kind: Kind) -> FileType {
+    match kind {
+        Kind::Dir => FileType::Directory,
+        Kind::File => FileType::RegularFile,
+        Kind::Link => FileType::Symlink,
+    }
+}
+
+/// What a file's size is: its content's length (so that the page cache
+/// reads all of it and no more). A write-only attribute has sysfs's page,
+/// so that a read reaches the server and fails as on sysfs.
+fn size_of(host: &Host, node: &Node) -> u64 {
+    match node {
+        Node::File(f) if f.readable() => apmatrix_sysfs::read(host, f).len() as u64,
+        Node::File(_) => 4096,
+        Node::Dir(_) => 0,
+        Node::Link(target) => target.len() as u64,
+    }
+}
+
+impl<B: Backend> SysfsFs<B> {
+    pub fn new(backend: B, invalidator: Invalidator) -> Self {
+        SysfsFs {
+            backend,
+            invalidator,
+            listings: std::collections::HashMap::new(),
+            mounted_at: SystemTime::now(),
+        }
+    }
+
+    fn path(&self, ino: u64) -> Result<String, i32> {
+        self.invalidator
+            .inodes()
+            .path(ino)
+            .map(str::to_string)
+            .ok_or(libc::ENOENT)
+    }
+
+    /// Runs `f` on the host, brought up to date once for the request, and
+    /// the current node of an inode (ENOENT once it has vanished).
+    fn with_node<R>(
+        &mut self,
+        ino: u64,
+        f: impl FnOnce(&Host, &Looked) -> R,
+    ) -> Result<(R, u64), i32> {
+        let path = self.path(ino)?;
+        let (host, generation) = self.backend.host().map_err(|e| errno_of(&e))?;
+        let mut inodes = self.invalidator.inodes();
+        if inodes.looked(ino, generation).is_none() {
+            let node = apmatrix_sysfs::lookup(&host, &path).ok_or(libc::ENOENT)?;
+            let size = size_of(&host, &node);
+            inodes.remember(
+                ino,
+                Looked {
+                    generation,
+                    node,
+                    size,
+                },
+            );
+        }
+        let looked = inodes.looked(ino, generation).expect("just remembered");
+        Ok((f(&host, looked), generation))
+    }
+
+    fn attr(&self, ino: u64, looked: &Looked, version: u64) -> FileAttr {
+        let (kind, perm, nlink) = match &looked.node {
+            Node::Dir(_) => (FileType::Directory, 0o755, 2),
+            Node::File(f) => (FileType::RegularFile, f.mode(), 1),
+            Node::Link(_) => (FileType::Symlink, 0o777, 1),
+        };
+        // The version as the mtime: it moves when the content does.
+        let time = self.mounted_at + Duration::from_nanos(version);
+        FileAttr {
+            ino,
+            size: looked.size,
+            blocks: 0,
+            atime: time,
+            mtime: time,
+            ctime: time,
+            crtime: time,
+            kind,
+            perm,
+            nlink,
+            uid: 0,
+            gid: 0,
+            rdev: 0,
+            blksize: 4096,
+            flags: 0,
+        }
+    }
+
+    /// The attributes of an inode now.
+    fn current_attr(&mut self, ino: u64) -> Result<FileAttr, i32> {
+        let (looked, _) = self.with_node(ino, |_, looked| looked.clone())?;
+        let version = self.invalidator.inodes().version(ino);
+        Ok(self.attr(ino, &looked, version))
+    }
+}
+
+impl<B: Backend> Filesystem for SysfsFs<B> {
+    fn init(&mut self, _req: &Request<'_>, config: &mut KernelConfig) -> Result<(), libc::c_int> {
+        // Without AUTO_INVAL_DATA an invalidated attribute would not drop
+        // a cached page: refuse to serve stale content rather than serve it.
+        config
+            .add_capabilities(AUTO_INVAL_DATA)
+            .map_err(|_| libc::ENOSYS)?;
+        let _ = config.add_capabilities(CACHE_SYMLINKS);
+        Ok(())
+    }
+
+    fn lookup(&mut self, _req: &Request<'_>, parent: u64, name: &OsStr, reply: ReplyEntry) {
+        let Some(name) = name.to_str() else {
+            return reply.error(libc::ENOENT);
+        };
+        let found = self.with_node(parent, |host, looked| match &looked.node {
+            Node::Dir(dir) => child(host, *dir, name).map(|node| {
+                let size = size_of(host, &node);
+                (node, size)
+            }),
+            _ => None,
+        });
+        let (found, generation) = match found {
+            Ok(x) => x,
+            Err(e) => return reply.error(e),
+        };
+        let Some((node, size)) = found else {
+            // Not cached by the kernel (an error, not an entry with a
+            // timeout): a name that appears later is found at once.
+            return reply.error(libc::ENOENT);
+        };
+        let path = match self.path(parent) {
+            Ok(p) => join(&p, name),
+            Err(e) => return reply.error(e),
+        };
+        let looked = Looked {
+            generation,
+            node,
+            size,
+        };
+        let mut inodes = self.invalidator.inodes();
+        let ino = inodes.ino_of(path);
+        let version = inodes.version(ino);
+        inodes.remember(ino, looked.clone());
+        drop(inodes);
+        reply.entry(&TTL, &self.attr(ino, &looked, version), version);
+    }
+
+    fn getattr(&mut self, _req: &Request<'_>, ino: u64, _fh: Option<u64>, reply: ReplyAttr) {
+        match self.current_attr(ino) {
+            Ok(attr) => reply.attr(&TTL, &attr),
+            Err(e) => reply.error(e),
+        }
+    }
+
+    /// `O_TRUNC` (`echo >`, Rust's `fs::write`) arrives as size 0: accepted
+    /// and ignored on a writable attribute, as sysfs ignores it. On one
+    /// with no store method it is EACCES, which open(2) returns, as
+    /// kernfs's open does. Other changes are refused.
+    fn setattr(
+        &mut self,
+        _req: &Request<'_>,
+        ino: u64,
+        mode: Option<u32>,
+        uid: Option<u32>,
+        gid: Option<u32>,
+        size: Option<u64>,
+        _atime: Option<TimeOrNow>,
+        _mtime: Option<TimeOrNow>,
+        _ctime: Option<SystemTime>,
+        _fh: Option<u64>,
+        _crtime: Option<SystemTime>,
+        _chgtime: Option<SystemTime>,
+        _bkuptime: Option<SystemTime>,
+        _flags: Option<u32>,
+        reply: ReplyAttr,
+    ) {
+        let writable =
+            match self.with_node(ino, |_, l| matches!(&l.node, Node::File(f) if f.writable())) {
+                Ok((w, _)) => w,
+                Err(e) => return reply.error(e),
+            };
+        if mode.is_some() || uid.is_some() || gid.is_some() || size.is_some_and(|s| s != 0) {
+            return reply.error(libc::EPERM);
+        }
+        if size.is_some() && !writable {
+            return reply.error(libc::EACCES);
+        }
+        match self.current_attr(ino) {
+            Ok(attr) => reply.attr(&TTL, &attr),
+            Err(e) => reply.error(e),
+        }
+    }
+
+    fn readlink(&mut self, _req: &Request<'_>, ino: u64, reply: ReplyData) {
+        match self.with_node(ino, |_, l| l.node.clone()) {
+            Ok((Node::Link(target), _)) => reply.data(target.as_bytes()),
+            Ok(_) => reply.error(libc::EINVAL),
+            Err(e) => reply.error(e),
+        }
+    }
+
+    /// The kernel then opens every file itself, keeping its cache.
+    fn open(&mut self, _req: &Request<'_>, _ino: u64, _flags: i32, reply: ReplyOpen) {
+        reply.error(libc::ENOSYS);
+    }
+
+    /// The attribute's content now. An attribute with no show method
+    /// fails the read with EACCES (kernfs fails the open; with no OPEN
+    /// the read is the first the server hears of it).
+    fn read(
+        &mut self,
+        _req: &Request<'_>,
+        ino: u64,
+        _fh: u64,
+        offset: i64,
+        size: u32,
+        _flags: i32,
+        _lock_owner: Option<u64>,
+        reply: ReplyData,
+    ) {
+        let content = self.with_node(ino, |host, looked| match &looked.node {
+            Node::File(f) if f.readable() => Ok(apmatrix_sysfs::read(host, f).into_bytes()),
+            Node::File(_) => Err(libc::EACCES),
+            Node::Dir(_) => Err(libc::EISDIR),
+            Node::Link(_) => Err(libc::EINVAL),
+        });
+        match content {
+            Ok((Ok(content), _)) => {
+                let start = (offset.max(0) as usize).min(content.len());
+                let end = (start + size as usize).min(content.len());
+                reply.data(&content[start..end]);
+            }
+            Ok((Err(e), _)) | Err(e) => reply.error(e),
+        }
+    }
+
+    fn write(
+        &mut self,
+        req: &Request<'_>,
+        ino: u64,
+        _fh: u64,
+        _offset: i64,
+        data: &[u8],
+        _write_flags: u32,
+        _flags: i32,
+        _lock_owner: Option<u64>,
+        reply: ReplyWrite,
+    ) {
+        if data.len() > MAX_WRITE {
+            return reply.error(libc::E2BIG);
+        }
+        let path = match self.path(ino) {
+            Ok(p) => p,
+            Err(e) => return reply.error(e),
+        };
+        // The backend looks the attribute up again under its lock.
+        match self.backend.write(&path, data) {
+            Ok((Err(AccessError::Refused(e)), _)) if e.waits() => match self.backend.writer() {
+                Some(writer) => wait_and_write(
+                    writer,
+                    self.invalidator.clone(),
+                    ino,
+                    path,
+                    data.to_vec(),
+                    req.pid(),
+                    reply,
+                ),
+                None => reply.error(e.errno().code()),
+            },
+            // The written page may hold the bytes written: a new version
+            // makes the kernel read the attribute again.
+            Ok((Ok(_), changes)) => self.invalidator.forget_then(
+                &changes,
+                Some(ino),
+                Done::Written(reply, data.len() as u32),
+            ),
+            Ok((Err(refusal), _)) => reply.error(refusal.errno().code()),
+            Err(e) => reply.error(errno_of(&e)),
+        }
+    }
+
+    /// The kernel then reads every directory itself, caching its listing.
+    fn opendir(&mut self, _req: &Request<'_>, _ino: u64, _flags: i32, reply: ReplyOpen) {
+        reply.error(libc::ENOSYS);
+    }
+
+    fn readdir(
+        &mut self,
+        _req: &Request<'_>,
+        ino: u64,
+        _fh: u64,
+        offset: i64,
+        mut reply: ReplyDirectory,
+    ) {
+        if offset == 0 || !self.listings.contains_key(&ino) {
+            let listed = self.with_node(ino, |host, looked| match &looked.node {
+                Node::Dir(dir) => Ok(children(host, *dir)),
+                _ => Err(libc::ENOTDIR),
+            });
+            let names = match listed {
+                Ok((Ok(names), _)) => names,
+                Ok((Err(e), _)) | Err(e) => return reply.error(e),
+            };
+            let mut inodes = self.invalidator.inodes();
+            let path = inodes.path(ino).unwrap_or_default().to_string();
+            let parent = path.rsplit_once('/').map_or("", |(p, _)| p).to_string();
+            let up = if ino == ROOT_INO {
+                ROOT_INO
+            } else {
+                inodes.ino_of(parent)
+            };
+            let mut entries = vec![
+                (ino, FileType::Directory, ".".to_string()),
+                (up, FileType::Directory, "..".to_string()),
+            ];
+            for (name, kind) in names {
+                let child_ino = inodes.ino_of(join(&path, &name));
+                entries.push((child_ino, file_type(kind), name));
+            }
+            drop(inodes);
+            self.listings.insert(ino, entries);
+        }
+        let entries = &self.listings[&ino];
+        let mut full = false;
+        for (i, (child, kind, name)) in entries.iter().enumerate().skip(offset.max(0) as usize) {
+            if reply.add(*child, (i + 1) as i64, *kind, name) {
+                full = true;
+                break;
+            }
+        }
+        if !full {
+            self.listings.remove(&ino); // read to its end
+        }
+        reply.ok();
+    }
+
+    /// sysfs directories have no `create`: the VFS answers EACCES.
+    fn create(
+        &mut self,
+        _req: &Request<'_>,
+        _parent: u64,
+        _name: &OsStr,
+        _mode: u32,
+        _umask: u32,
+        _flags: i32,
+        reply: ReplyCreate,
+    ) {
+        reply.error(libc::EACCES);
+    }
+
+    fn mkdir(
+        &mut self,
+        _req: &Request<'_>,
+        _parent: u64,
+        _name: &OsStr,
+        _mode: u32,
+        _umask: u32,
+        reply: ReplyEntry,
+    ) {
+        reply.error(libc::EPERM);
+    }
+
+    fn unlink(&mut self, _req: &Request<'_>, _parent: u64, _name: &OsStr, reply: ReplyEmpty) {
+        reply.error(libc::EPERM);
+    }
+
+    fn rmdir(&mut self, _req: &Request<'_>, _parent: u64, _name: &OsStr, reply: ReplyEmpty) {
+        reply.error(libc::EPERM);
+    }
+}
