@@ -1,12 +1,11 @@
 //! The FUSE requests, answered from the sysfs view of the backend's host.
 //!
 //! The kernel keeps what it is told for a day ([`TTL`]): names,
-//! attributes, file contents in its page cache, directory listings, link
-//! targets. What a change alters it is told to forget before the change is
-//! acknowledged ([`crate::Invalidator`]). Files and directories are never
-//! opened by the server (it answers OPEN and OPENDIR with ENOSYS, and the
-//! kernel then stops sending them, and RELEASE), so a cached `cat` costs
-//! no request at all.
+//! attributes, read-only attributes' contents in its page cache, directory
+//! listings, link targets. What a change alters it is told to forget
+//! before the change is acknowledged ([`crate::Invalidator`]). Directories
+//! are never opened by the server (it answers OPENDIR with ENOSYS; the
+//! kernel then stops sending OPENDIR and RELEASEDIR and keeps listings).
 
 use std::ffi::OsStr;
 use std::time::{Duration, SystemTime};
@@ -58,9 +57,9 @@ fn file_type(kind: Kind) -> FileType {
     }
 }
 
-/// What a file's size is: its content's length (so that the page cache
-/// reads all of it and no more). A write-only attribute has sysfs's page,
-/// so that a read reaches the server and fails as on sysfs.
+/// What a file's size is: its content's length (the page cache reads up
+/// to the size; sysfs says 4096 for all). A write-only attribute, which
+/// has no content, keeps sysfs's 4096.
 fn size_of(host: &Host, node: &Node) -> u64 {
     match node {
         Node::File(f) if f.readable() => apmatrix_sysfs::read(host, f).len() as u64,
@@ -205,9 +204,8 @@ impl<B: Backend> Filesystem for SysfsFs<B> {
     }
 
     /// `O_TRUNC` (`echo >`, Rust's `fs::write`) arrives as size 0: accepted
-    /// and ignored on a writable attribute, as sysfs ignores it. On one
-    /// with no store method it is EACCES, which open(2) returns, as
-    /// kernfs's open does. Other changes are refused.
+    /// and ignored on a writable attribute, as sysfs ignores it (the OPEN
+    /// before it has refused the others). Other changes are refused.
     fn setattr(
         &mut self,
         _req: &Request<'_>,
@@ -251,14 +249,35 @@ impl<B: Backend> Filesystem for SysfsFs<B> {
         }
     }
 
-    /// The kernel then opens every file itself, keeping its cache.
-    fn open(&mut self, _req: &Request<'_>, _ino: u64, _flags: i32, reply: ReplyOpen) {
-        reply.error(libc::ENOSYS);
+    /// kernfs's checks, then how the kernel may keep the content. A
+    /// read-only attribute's pages are kept (`FOPEN_KEEP_CACHE`) until a
+    /// change makes its mtime move. Every open of a writable one is direct
+    /// I/O: a write through the page cache would first copy its bytes into
+    /// the cached page, where a concurrent reader would see a value the
+    /// attribute never had; and each write(2) is then one WRITE whose error
+    /// write(2) itself returns.
+    fn open(&mut self, _req: &Request<'_>, ino: u64, flags: i32, reply: ReplyOpen) {
+        let acc = flags & libc::O_ACCMODE;
+        let wants_read = acc == libc::O_RDONLY || acc == libc::O_RDWR;
+        let wants_write = acc == libc::O_WRONLY || acc == libc::O_RDWR;
+        let opened = self.with_node(ino, |_, looked| match &looked.node {
+            // kernfs: no show (store) method, no open for reading (writing)
+            Node::File(f) if (wants_read && !f.readable()) || (wants_write && !f.writable()) => {
+                Err(libc::EACCES)
+            }
+            Node::File(f) if f.writable() => Ok(fuser::consts::FOPEN_DIRECT_IO),
+            Node::File(_) => Ok(fuser::consts::FOPEN_KEEP_CACHE),
+            Node::Dir(_) => Err(libc::EISDIR),
+            Node::Link(_) => Err(libc::EINVAL),
+        });
+        match opened {
+            Ok((Ok(open_flags), _)) => reply.opened(0, open_flags),
+            Ok((Err(e), _)) | Err(e) => reply.error(e),
+        }
     }
 
-    /// The attribute's content now. An attribute with no show method
-    /// fails the read with EACCES (kernfs fails the open; with no OPEN
-    /// the read is the first the server hears of it).
+    /// The attribute's content now (for the page cache, or for one read(2)
+    /// of a writable attribute).
     fn read(
         &mut self,
         _req: &Request<'_>,
@@ -311,7 +330,6 @@ impl<B: Backend> Filesystem for SysfsFs<B> {
                 Some(writer) => wait_and_write(
                     writer,
                     self.invalidator.clone(),
-                    ino,
                     path,
                     data.to_vec(),
                     req.pid(),
@@ -319,13 +337,10 @@ impl<B: Backend> Filesystem for SysfsFs<B> {
                 ),
                 None => reply.error(e.errno().code()),
             },
-            // The written page may hold the bytes written: a new version
-            // makes the kernel read the attribute again.
-            Ok((Ok(_), changes)) => self.invalidator.forget_then(
-                &changes,
-                Some(ino),
-                Done::Written(reply, data.len() as u32),
-            ),
+            Ok((Ok(_), changes)) => {
+                let done = Done::Written(reply, data.len() as u32);
+                self.invalidator.forget_then(&changes, done)
+            }
             Ok((Err(refusal), _)) => reply.error(refusal.errno().code()),
             Err(e) => reply.error(errno_of(&e)),
         }

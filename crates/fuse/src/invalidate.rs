@@ -117,14 +117,8 @@ impl Invalidator {
 
     /// Plans the notices of `changes` and gets them to the kernel; `done`
     /// is finished once it has them (at once when there are none).
-    pub(crate) fn forget_then(&self, changes: &[TreeChange], extra: Option<u64>, done: Done) {
-        let notices = {
-            let mut inodes = self.inodes();
-            if let Some(ino) = extra {
-                inodes.bump(ino);
-            }
-            inodes.plan(changes)
-        };
+    pub(crate) fn forget_then(&self, changes: &[TreeChange], done: Done) {
+        let notices = self.inodes().plan(changes);
         match self.shared.notifier.get() {
             // Not mounted yet: the kernel has nothing to forget.
             None => done.finish(),
@@ -148,7 +142,7 @@ impl Invalidator {
     /// As [`Invalidator::forget`], for a change no one waits for; never
     /// blocks, so it may be called holding the host.
     pub fn forget_soon(&self, changes: &[TreeChange]) {
-        self.forget_then(changes, None, Done::Nobody);
+        self.forget_then(changes, Done::Nobody);
     }
 
     /// Makes the kernel forget `changes` (a change the caller made to the
@@ -160,7 +154,7 @@ impl Invalidator {
             return;
         }
         let (tx, rx) = mpsc::sync_channel(1);
-        self.forget_then(changes, None, Done::Wake(tx));
+        self.forget_then(changes, Done::Wake(tx));
         let _ = rx.recv();
     }
 }

@@ -8,17 +8,18 @@
 //!   and the kernel is told to forget them before the change is
 //!   acknowledged ([`Invalidator`]), so that every later read, lookup or
 //!   listing by any process sees the new state;
-//! * files and directories are opened by the kernel alone (the server
-//!   answers OPEN and OPENDIR with ENOSYS), so a cached read costs no
-//!   request; writes are written through, one WRITE per write(2), and a
-//!   refused one fails write(2) itself with the kernel's errno (no
-//!   write-back cache that would defer the error to close);
+//! * a read-only attribute's content stays in the page cache until it
+//!   changes; every open of a writable attribute is direct I/O, so each
+//!   read(2) and write(2) reaches the server, a refused write fails
+//!   write(2) itself with the kernel's errno, and no reader ever sees bytes
+//!   a writer has not had accepted (a write-through page would hold them
+//!   while the WRITE is in flight). Directories are opened by the kernel
+//!   alone (OPENDIR answers ENOSYS), which then caches their listings;
 //! * one write(2) is one whole value; O_TRUNC is accepted and ignored;
 //!   writes over 4096 bytes fail with E2BIG as sysfs's do;
-//! * files are owned by root with sysfs's modes. A write-only attribute
-//!   fails read(2) with EACCES, and a read-only one fails open(O_TRUNC) or
-//!   write(2) with EACCES, even for root (kernfs fails the open itself; with
-//!   no OPEN the server hears of the file first at the read or write);
+//! * files are owned by root with sysfs's modes; opening an attribute for
+//!   reading (writing) that has no read (write) method fails with EACCES,
+//!   even for root, as kernfs does;
 //! * a file's size is its content's length, where sysfs reports 4096: the
 //!   page cache reads up to the size.
 //!
@@ -100,7 +101,6 @@ fn interrupted(pid: u32) -> bool {
 fn wait_and_write(
     mut writer: Box<dyn Writer>,
     invalidator: Invalidator,
-    ino: u64,
     path: String,
     data: Vec<u8>,
     pid: u32,
@@ -115,7 +115,7 @@ fn wait_and_write(
             Ok((Err(AccessError::Refused(e)), _)) if e.waits() => continue,
             Ok((Ok(_), changes)) => {
                 let done = Done::Written(reply, data.len() as u32);
-                return invalidator.forget_then(&changes, Some(ino), done);
+                return invalidator.forget_then(&changes, done);
             }
             Ok((Err(refusal), _)) => return reply.error(refusal.errno().code()),
             Err(e) => return reply.error(errno_of(&e)),
