@@ -255,6 +255,10 @@ proptest! {
                 continue;
             }
             check(&before, &host).map_err(|e| TestCaseError::fail(format!("after {op:?}: {e}")))?;
+            // A CLI command hands the server a whole new host, loaded from
+            // its saved form: the same changes must come out.
+            let loaded = Host::from_state(host.to_state()).expect("a saved host loads");
+            prop_assert_eq!(tree_changes(&before, &loaded), tree_changes(&before, &host));
             for g in ["g1", "g2"] {
                 if let (Some(was), Some(is)) = (before.guest_bus(g), host.guest_bus(g)) {
                     check(was, is).map_err(|e| {

@@ -88,7 +88,7 @@ impl Host {
                 || before.topology.usage_domains != after.topology.usage_domains
                 || before.topology.control_domains != after.topology.control_domains
                 || before.configured != after.configured
-                || !std::ptr::eq(before.profile, after.profile),
+                || before.profile.name != after.profile.name,
             ..Changes::default()
         };
         // What every queue prints may change with these (its `interrupt`,
@@ -96,7 +96,7 @@ impl Host {
         let every_queue = before.topology.usage_domains != after.topology.usage_domains
             || before.bus.interrupts != after.bus.interrupts
             || before.vfio_ap != after.vfio_ap
-            || !std::ptr::eq(before.profile, after.profile);
+            || before.profile.name != after.profile.name;
         let adapters: BTreeSet<AdapterId> = before
             .topology
             .cards
