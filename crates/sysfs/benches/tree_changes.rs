@@ -44,6 +44,9 @@ fn bench_change(c: &mut Criterion, name: &str, host: &Host, op: impl Fn(&mut Hos
     let changes = tree_changes(host, &after);
     assert!(!changes.is_empty(), "{name} must change the tree");
     eprintln!("{name}: {} tree changes", changes.len());
+    c.bench_function(&format!("changes_since/{name}"), |b| {
+        b.iter(|| black_box(black_box(&after).changes_since(black_box(host))))
+    });
     c.bench_function(&format!("tree_changes/{name}"), |b| {
         b.iter(|| black_box(tree_changes(black_box(host), black_box(&after))))
     });

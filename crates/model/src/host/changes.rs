@@ -129,31 +129,53 @@ impl Host {
     }
 
     /// Mdevs whose view may differ, and the queues whose `status` their
-    /// change may move.
+    /// change may move. One merged walk of both (sorted) mdev maps.
     fn mdev_changes(&self, before: &Host, changes: &mut Changes, every_queue: bool) {
         let after = self;
-        let uuids: BTreeSet<Uuid> = before
-            .mdevs
-            .keys()
-            .chain(after.mdevs.keys())
-            .copied()
-            .collect();
         // Adapters whose queues or card changed: an mdev on them may see its
         // guest matrix change (the filter asks the bindings and the card).
         let mut touched = Mask256::EMPTY;
         for a in changes.cards.iter().chain(changes.queues.keys()) {
             touched.set(a.0);
         }
-        let filter_inputs_changed =
-            every_queue || before.configured != after.configured || changes.bus;
-        for u in uuids {
-            let (was, is) = (before.mdevs.get(&u), after.mdevs.get(&u));
+        let filter_inputs_changed = every_queue || before.configured != after.configured;
+        let guests = !(before.attached.is_empty() && after.attached.is_empty());
+        let (mut old, mut new) = (
+            before.mdevs.iter().peekable(),
+            after.mdevs.iter().peekable(),
+        );
+        loop {
+            let (u, was, is) = match (old.peek(), new.peek()) {
+                (None, None) => break,
+                (Some((a, _)), Some((b, _))) if a == b => {
+                    let (u, m) = old.next().expect("peeked");
+                    (*u, Some(m), new.next().map(|(_, m)| m))
+                }
+                (Some((a, _)), Some((b, _))) if a > b => {
+                    let (u, m) = new.next().expect("peeked");
+                    (*u, None, Some(m))
+                }
+                (Some(_), _) => {
+                    let (u, m) = old.next().expect("peeked");
+                    (*u, Some(m), None)
+                }
+                (None, Some(_)) => {
+                    let (u, m) = new.next().expect("peeked");
+                    (*u, None, Some(m))
+                }
+            };
             if was.is_none() || is.is_none() {
                 changes.mdev_set = true;
             }
-            let guest_was = before.attached.get(&u).map(|g| (g, before.guests[g].crycb));
-            let guest_is = after.attached.get(&u).map(|g| (g, after.guests[g].crycb));
-            let own_change = was != is || guest_was != guest_is;
+            let guest_changed = guests && {
+                let of = |host: &Host| {
+                    host.attached
+                        .get(&u)
+                        .map(|g| (g.clone(), host.guests[g].crycb))
+                };
+                of(before) != of(after)
+            };
+            let own_change = was != is || guest_changed;
             let on_touched = [was, is]
                 .into_iter()
                 .flatten()

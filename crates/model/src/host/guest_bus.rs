@@ -13,6 +13,7 @@ use crate::ids::AdapterId;
 use crate::mask::Mask256;
 use crate::topology::{BootParameters, Topology};
 use crate::vfio::{CpuModel, Crycb};
+use std::sync::Arc;
 
 impl Host {
     /// The configuration the guest's kernel sees (its QCI): the cards of its
@@ -89,11 +90,11 @@ impl Host {
 
     /// A guest's bus as its kernel boots it: everything in its
     /// configuration found and bound to zcrypt.
-    pub(super) fn boot_guest_bus(&self, name: &str, cpu: CpuModel, crycb: &Crycb) -> Box<Host> {
+    pub(super) fn boot_guest_bus(&self, name: &str, cpu: CpuModel, crycb: &Crycb) -> Arc<Host> {
         let mut bus = Host::new(self.configuration_of(name, cpu, crycb), self.profile);
         bus.vfio_ap = false;
         bus.reprobe();
-        Box::new(bus)
+        Arc::new(bus)
     }
 
     /// One operation of the guest's kernel on its own bus (a write in the
@@ -111,7 +112,8 @@ impl Host {
                 "a guest's kernel changes only its own AP bus (masks, scans, its cards' and queues' settings)",
             ));
         }
-        let bus = &mut self.guests.get_mut(guest).expect("checked").bus;
+        // Copied here if a copy of the host shares it (copy on write).
+        let bus = Arc::make_mut(&mut self.guests.get_mut(guest).expect("checked").bus);
         if matches!(op, Op::Rescan) {
             // Only a scan looks (and a scan is never refused).
             bus.offer_configuration(configuration);

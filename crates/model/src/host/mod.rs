@@ -205,7 +205,7 @@ pub struct Guest {
     /// The CRYCB vfio_ap gave it (derived from the mdev and the bus).
     pub crycb: Crycb,
     /// Its own kernel's AP bus, as of its last scan.
-    pub bus: Box<Host>,
+    pub bus: std::sync::Arc<Host>,
 }
 
 /// Who an APQN belongs to right now.

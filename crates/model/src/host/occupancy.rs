@@ -2,6 +2,7 @@
 //! in two mdevs, seed rule 2), kept in one place.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use serde::Serialize;
 use uuid::Uuid;
@@ -28,7 +29,9 @@ use crate::mask::Mask256;
 pub struct Occupancy {
     by_adapter: Box<[Mask256; 256]>,
     by_domain: Box<[Mask256; 256]>,
-    holders: Box<[Option<Box<[Uuid; 256]>>; 256]>,
+    /// Shared between copies of the host until one changes a row: the
+    /// server keeps a copy of the host before each change to compare with.
+    holders: Box<[Option<Arc<[Uuid; 256]>>; 256]>,
 }
 
 /// APQNs of a block that another mdev holds already.
@@ -165,8 +168,9 @@ impl Occupancy {
                 continue;
             }
             self.by_adapter[a as usize] = self.by_adapter[a as usize].or(&free);
-            let table =
-                self.holders[a as usize].get_or_insert_with(|| Box::new([Uuid::nil(); 256]));
+            let table = Arc::make_mut(
+                self.holders[a as usize].get_or_insert_with(|| Arc::new([Uuid::nil(); 256])),
+            );
             for d in free.iter() {
                 table[d as usize] = holder;
                 self.by_domain[d as usize].set(a);
@@ -177,7 +181,9 @@ impl Occupancy {
 
     /// The holders of an adapter's APQNs, allocated on first use.
     fn table(&mut self, adapter: u8) -> &mut [Uuid; 256] {
-        self.holders[adapter as usize].get_or_insert_with(|| Box::new([Uuid::nil(); 256]))
+        Arc::make_mut(
+            self.holders[adapter as usize].get_or_insert_with(|| Arc::new([Uuid::nil(); 256])),
+        )
     }
 
     /// Frees every APQN of the block `adapters` x `domains`.

@@ -204,7 +204,7 @@ impl Host {
             if let Some(bus) = g.bus {
                 let bus = guest_bus_from_state(*bus)
                     .map_err(|e| StateError(format!("guest {}'s AP bus: {}", g.name, e.0)))?;
-                *host.guests.get_mut(&g.name).expect("started").bus = bus;
+                host.guests.get_mut(&g.name).expect("started").bus = std::sync::Arc::new(bus);
             }
         }
         let mut lpar = state.lpar;
