@@ -1,4 +1,4 @@
-//! `trivialfs MOUNTPOINT`: the smallest FUSE file system that has the shapes
+//! `trivialfs [--uncached] MOUNTPOINT`: the smallest FUSE file system that has the shapes
 //! `scripts/bench-fuse` times on apmatrix's sysfs tree, so the difference
 //! between the two is apmatrix's own work and not FUSE's round trips.
 //!
@@ -8,6 +8,21 @@
 //! r                   18 lines "04.0004\n" .. "06.00ff\n"  (an mdev's matrix)
 //! links/x00 .. x29    symlinks -> ../d/f00                 (/sys/bus/ap/devices)
 //! ```
+//!
+//! Two sets of FUSE settings, so that the kernel sends it the requests it
+//! sends apmatrix's server (`trivialfs [--uncached] MOUNTPOINT`):
+//!
+//! * caching (the default; issue 13's settings): entry and attribute TTLs of
+//!   one day; OPEN and OPENDIR answered ENOSYS, so the kernel stops sending
+//!   OPEN, RELEASE, OPENDIR and RELEASEDIR, keeps file pages (keep-cache)
+//!   and caches directory listings; `noatime`; FUSE_AUTO_INVAL_DATA and
+//!   FUSE_CACHE_SYMLINKS requested at INIT; st_size is the content's length
+//!   and mtime moves when `w`'s content changes; writes go through the page
+//!   cache to the server (write-through: one WRITE per write(2)). Its content
+//!   is static (only `w` changes, and only by a write through the kernel), so
+//!   it never asks the kernel to invalidate anything.
+//! * `--uncached` (apmatrix's server until issue 13): zero TTLs, every open
+//!   direct I/O, OPENDIR answered, no `noatime`, no INIT capabilities.
 //!
 //! It is served in the foreground until SIGINT, SIGTERM or SIGHUP, then
 //! unmounted. As root it mounts with mount(2) directly; no fusermount needed.
@@ -20,15 +35,19 @@ use std::time::{Duration, SystemTime};
 
 use fuser::{
     Config, Errno, FileAttr, FileHandle, FileType, Filesystem, FopenFlags, Generation, INodeNo,
-    LockOwner, MountOption, OpenAccMode, OpenFlags, ReplyAttr, ReplyData, ReplyDirectory,
-    ReplyEmpty, ReplyEntry, ReplyOpen, ReplyWrite, Request, SessionACL, TimeOrNow, WriteFlags,
+    InitFlags, KernelConfig, LockOwner, MountOption, OpenAccMode, OpenFlags, ReplyAttr, ReplyData,
+    ReplyDirectory, ReplyEmpty, ReplyEntry, ReplyOpen, ReplyWrite, Request, SessionACL, TimeOrNow,
+    WriteFlags,
 };
 
-/// Attribute and entry TTL. Zero, as a sysfs emulator needs: a value can
-/// change behind the kernel's back (a write to one file changes others), so
-/// the kernel must not answer a stat or a path lookup from its cache. The cost
-/// is a LOOKUP round trip for every path component on every open.
-const TTL: Duration = Duration::ZERO;
+/// Attribute and entry TTL when caching: one day, as apmatrix's server uses
+/// since issue 13 (it tells the kernel itself when something changed). The
+/// kernel then answers stats and path lookups from its caches.
+const CACHED_TTL: Duration = Duration::from_secs(24 * 60 * 60);
+/// With `--uncached`: zero, as apmatrix's server had before issue 13, so a
+/// value changed behind the kernel's back is seen at once; the cost is a
+/// LOOKUP round trip for every path component on every open.
+const UNCACHED_TTL: Duration = Duration::ZERO;
 
 const ROOT: u64 = 1;
 const D: u64 = 2;
@@ -56,18 +75,21 @@ enum Node {
 }
 
 struct TrivialFs {
-    /// Every timestamp; nothing here needs real times.
+    /// The caching settings (see the module's comment), or `--uncached`.
+    cached: bool,
+    /// Every timestamp but `w`'s mtime; nothing here needs real times.
     start: SystemTime,
     uid: u32,
     gid: u32,
     /// Contents of `r`, built once.
     r: &'static [u8],
-    /// Contents of `w`: the bytes of the last write.
-    w: Mutex<Vec<u8>>,
+    /// Contents of `w` (the bytes of the last write) and its mtime, moved
+    /// when a write changes them.
+    w: Mutex<(Vec<u8>, SystemTime)>,
 }
 
 impl TrivialFs {
-    fn new() -> Self {
+    fn new(cached: bool) -> Self {
         // The seed host's matrix: adapters 4-6 x domains 4-6, 0x47, 0xab, 0xff.
         let mut r = String::new();
         for a in [0x04, 0x05, 0x06] {
@@ -77,12 +99,22 @@ impl TrivialFs {
         }
         // SAFETY: getuid/getgid cannot fail.
         let (uid, gid) = unsafe { (libc::getuid(), libc::getgid()) };
+        let start = SystemTime::now();
         TrivialFs {
-            start: SystemTime::now(),
+            cached,
+            start,
             uid,
             gid,
             r: Box::leak(r.into_bytes().into_boxed_slice()),
-            w: Mutex::new(b"0\n".to_vec()),
+            w: Mutex::new((b"0\n".to_vec(), start)),
+        }
+    }
+
+    fn ttl(&self) -> &'static Duration {
+        if self.cached {
+            &CACHED_TTL
+        } else {
+            &UNCACHED_TTL
         }
     }
 
@@ -121,15 +153,15 @@ impl TrivialFs {
     }
 
     fn attr(&self, ino: u64) -> Option<FileAttr> {
+        let mut mtime = self.start;
         let (kind, perm, size, nlink) = match self.node(ino)? {
             Node::Dir => (FileType::Directory, 0o755, 0, 2),
             Node::Static(bytes) => (FileType::RegularFile, 0o444, bytes.len() as u64, 1),
-            Node::Writable => (
-                FileType::RegularFile,
-                0o644,
-                self.w.lock().unwrap().len() as u64,
-                1,
-            ),
+            Node::Writable => {
+                let w = self.w.lock().unwrap();
+                mtime = w.1;
+                (FileType::RegularFile, 0o644, w.0.len() as u64, 1)
+            }
             Node::Link => (FileType::Symlink, 0o777, LINK_TARGET.len() as u64, 1),
         };
         Some(FileAttr {
@@ -137,8 +169,8 @@ impl TrivialFs {
             size,
             blocks: 0,
             atime: self.start,
-            mtime: self.start,
-            ctime: self.start,
+            mtime,
+            ctime: mtime,
             crtime: self.start,
             kind,
             perm,
@@ -153,20 +185,34 @@ impl TrivialFs {
 }
 
 impl Filesystem for TrivialFs {
+    /// Caching: asks for FUSE_AUTO_INVAL_DATA (the kernel drops a file's
+    /// cached pages when it sees its mtime or size change) and
+    /// FUSE_CACHE_SYMLINKS (link targets kept in the page cache), as
+    /// apmatrix's server does since issue 13.
+    fn init(&mut self, _req: &Request, config: &mut KernelConfig) -> std::io::Result<()> {
+        if self.cached {
+            let wanted = InitFlags::FUSE_AUTO_INVAL_DATA | InitFlags::FUSE_CACHE_SYMLINKS;
+            if let Err(missing) = config.add_capabilities(wanted) {
+                eprintln!("trivialfs: the kernel lacks {missing:?}");
+            }
+        }
+        Ok(())
+    }
+
     fn lookup(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEntry) {
         let found = self
             .children(parent.0)
             .into_iter()
             .find(|(n, _)| OsStr::new(n) == name);
         match found.and_then(|(_, ino)| self.attr(ino)) {
-            Some(attr) => reply.entry(&TTL, &attr, Generation(0)),
+            Some(attr) => reply.entry(self.ttl(), &attr, Generation(0)),
             None => reply.error(Errno::ENOENT),
         }
     }
 
     fn getattr(&self, _req: &Request, ino: INodeNo, _fh: Option<FileHandle>, reply: ReplyAttr) {
         match self.attr(ino.0) {
-            Some(attr) => reply.attr(&TTL, &attr),
+            Some(attr) => reply.attr(self.ttl(), &attr),
             None => reply.error(Errno::ENOENT),
         }
     }
@@ -196,7 +242,7 @@ impl Filesystem for TrivialFs {
             return reply.error(Errno::EPERM);
         }
         match self.attr(ino.0) {
-            Some(attr) => reply.attr(&TTL, &attr),
+            Some(attr) => reply.attr(self.ttl(), &attr),
             None => reply.error(Errno::ENOENT),
         }
     }
@@ -208,12 +254,22 @@ impl Filesystem for TrivialFs {
         }
     }
 
-    /// Every file is opened with FOPEN_DIRECT_IO, as a sysfs emulator must:
-    /// without it the kernel serves read(2) from the page cache (stale after
-    /// the value changes) and trusts st_size, which for a generated value is
-    /// unknown until it is read. With it every read(2) and write(2) is exactly
-    /// one READ or WRITE request, which is also what makes the timing honest.
+    /// Caching: ENOSYS, as apmatrix's server answers since issue 13. The
+    /// kernel then opens every file itself from here on (no OPEN, no
+    /// RELEASE), with keep-cache: reads come from the page cache once it
+    /// holds the pages, and write(2) goes through it to one WRITE. (So a
+    /// read-only file is refused for writing only by the kernel's mode check
+    /// with default_permissions, which root passes; the benchmark never
+    /// writes one.)
+    ///
+    /// `--uncached`: every file is opened with FOPEN_DIRECT_IO, as apmatrix's
+    /// server did before issue 13: the kernel serves no read(2) from the page
+    /// cache (stale after the value changes) and does not trust st_size; every
+    /// read(2) and write(2) is exactly one READ or WRITE request.
     fn open(&self, _req: &Request, ino: INodeNo, flags: OpenFlags, reply: ReplyOpen) {
+        if self.cached {
+            return reply.error(Errno::ENOSYS);
+        }
         let writing = flags.acc_mode() != OpenAccMode::O_RDONLY;
         match self.node(ino.0) {
             Some(Node::Static(_)) if writing => reply.error(Errno::EACCES),
@@ -243,7 +299,7 @@ impl Filesystem for TrivialFs {
         };
         match self.node(ino.0) {
             Some(Node::Static(bytes)) => reply.data(&slice(bytes)),
-            Some(Node::Writable) => reply.data(&slice(&self.w.lock().unwrap())),
+            Some(Node::Writable) => reply.data(&slice(&self.w.lock().unwrap().0)),
             _ => reply.error(Errno::EINVAL),
         }
     }
@@ -264,7 +320,10 @@ impl Filesystem for TrivialFs {
         if self.node(ino.0) != Some(Node::Writable) {
             return reply.error(Errno::EACCES);
         }
-        *self.w.lock().unwrap() = data.to_vec();
+        let mut w = self.w.lock().unwrap();
+        if w.0 != data {
+            *w = (data.to_vec(), SystemTime::now());
+        }
         reply.written(data.len() as u32);
     }
 
@@ -283,8 +342,20 @@ impl Filesystem for TrivialFs {
         reply.error(Errno::ENOSYS);
     }
 
-    // opendir/releasedir/release: fuser's defaults (succeed, no flags). In
-    // particular no FOPEN_CACHE_DIR, so every readdir reaches this server.
+    /// Caching: ENOSYS, as apmatrix's server answers since issue 13. The
+    /// kernel then opens directories itself (no OPENDIR, no RELEASEDIR) with
+    /// FOPEN_CACHE_DIR: a listing is read from this server once and then
+    /// served from the kernel's cache.
+    ///
+    /// `--uncached`: succeed with no flags (fuser's default), so every
+    /// listing reaches this server. releasedir and release: fuser's defaults.
+    fn opendir(&self, _req: &Request, _ino: INodeNo, _flags: OpenFlags, reply: ReplyOpen) {
+        if self.cached {
+            reply.error(Errno::ENOSYS)
+        } else {
+            reply.opened(FileHandle(0), FopenFlags::empty())
+        }
+    }
 
     fn readdir(
         &self,
@@ -318,10 +389,18 @@ impl Filesystem for TrivialFs {
 }
 
 fn main() {
-    let mountpoint = match std::env::args_os().nth(1) {
-        Some(p) if std::env::args_os().len() == 2 => PathBuf::from(p),
+    let mut args: Vec<_> = std::env::args_os().skip(1).collect();
+    let cached = match args.first() {
+        Some(a) if a == "--uncached" => {
+            args.remove(0);
+            false
+        }
+        _ => true,
+    };
+    let mountpoint = match &args[..] {
+        [p] if !p.to_string_lossy().starts_with('-') => PathBuf::from(p),
         _ => {
-            eprintln!("usage: trivialfs MOUNTPOINT");
+            eprintln!("usage: trivialfs [--uncached] MOUNTPOINT");
             std::process::exit(2);
         }
     };
@@ -335,12 +414,13 @@ fn main() {
     let mut config = Config::default();
     // The mount options apmatrix's sysfs server uses (crates/fuse), so that the
     // kernel sends both servers the same requests. DefaultPermissions has the
-    // kernel check modes itself; with a zero attribute TTL it fetches fresh
-    // attributes for that, so every open by name costs two GETATTRs more
-    // (the directory searched and the file). Not AutoUnmount: that one is
-    // only implemented through fusermount. No writeback cache either: fuser
-    // does not ask the kernel for it, so every write(2) reaches the server
-    // at once, as sysfs semantics need.
+    // kernel check modes itself; with a zero attribute TTL (--uncached) it
+    // fetches fresh attributes for that, so every open by name costs two
+    // GETATTRs more (the directory searched and the file). Not AutoUnmount:
+    // that one is only implemented through fusermount. No writeback cache
+    // either: fuser does not ask the kernel for it, so every write(2) reaches
+    // the server at once, as sysfs semantics need. noatime when caching: no
+    // atime to keep for reads the page cache answers.
     config.mount_options = vec![
         MountOption::FSName("trivialfs".into()),
         MountOption::Subtype("trivialfs".into()),
@@ -350,20 +430,27 @@ fn main() {
         MountOption::NoExec,
         MountOption::RW,
     ];
+    if cached {
+        config.mount_options.push(MountOption::NoAtime);
+    }
     // allow_other, as apmatrix mounts (sysfs is readable by everyone)
     config.acl = SessionACL::All;
     // One thread, as apmatrix's server (fuser 0.16 has one); the benchmark
     // client is sequential anyway.
     config.n_threads = Some(1);
 
-    let session = match fuser::spawn_mount(TrivialFs::new(), &mountpoint, &config) {
+    let session = match fuser::spawn_mount(TrivialFs::new(cached), &mountpoint, &config) {
         Ok(s) => s,
         Err(e) => {
             eprintln!("trivialfs: mount {}: {e}", mountpoint.display());
             std::process::exit(1);
         }
     };
-    eprintln!("trivialfs: serving {}", mountpoint.display());
+    eprintln!(
+        "trivialfs: serving {} ({})",
+        mountpoint.display(),
+        if cached { "caching" } else { "uncached" }
+    );
 
     // Wait for a signal; stop too if someone else unmounted us (umount -l).
     loop {
