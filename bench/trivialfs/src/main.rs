@@ -13,14 +13,13 @@
 //! sends apmatrix's server (`trivialfs [--uncached] MOUNTPOINT`):
 //!
 //! * caching (the default; issue 13's settings): entry and attribute TTLs of
-//!   one day; OPEN and OPENDIR answered ENOSYS, so the kernel stops sending
-//!   OPEN, RELEASE, OPENDIR and RELEASEDIR, keeps file pages (keep-cache)
-//!   and caches directory listings; `noatime`; FUSE_AUTO_INVAL_DATA and
-//!   FUSE_CACHE_SYMLINKS requested at INIT; st_size is the content's length
-//!   and mtime moves when `w`'s content changes; writes go through the page
-//!   cache to the server (write-through: one WRITE per write(2)). Its content
-//!   is static (only `w` changes, and only by a write through the kernel), so
-//!   it never asks the kernel to invalidate anything.
+//!   one day; read-only files opened with keep-cache, the writable `w` with
+//!   direct I/O; OPENDIR answered ENOSYS, so the kernel stops sending
+//!   OPENDIR and RELEASEDIR and caches directory listings; `noatime`;
+//!   FUSE_AUTO_INVAL_DATA and FUSE_CACHE_SYMLINKS requested at INIT; st_size
+//!   is the content's length and mtime moves when `w`'s content changes. Its
+//!   content is static (only `w` changes, and only by a write), so it never
+//!   asks the kernel to invalidate anything.
 //! * `--uncached` (apmatrix's server until issue 13): zero TTLs, every open
 //!   direct I/O, OPENDIR answered, no `noatime`, no INIT capabilities.
 //!
@@ -254,28 +253,27 @@ impl Filesystem for TrivialFs {
         }
     }
 
-    /// Caching: ENOSYS, as apmatrix's server answers since issue 13. The
-    /// kernel then opens every file itself from here on (no OPEN, no
-    /// RELEASE), with keep-cache: reads come from the page cache once it
-    /// holds the pages, and write(2) goes through it to one WRITE. (So a
-    /// read-only file is refused for writing only by the kernel's mode check
-    /// with default_permissions, which root passes; the benchmark never
-    /// writes one.)
+    /// Caching, as apmatrix's server opens since issue 13: a read-only
+    /// file with keep-cache (its pages stay until its mtime moves), the
+    /// writable `w` with direct I/O (a write through the page cache would
+    /// show concurrent readers bytes the server has not accepted), and
+    /// EACCES for a read-only file opened for writing, as kernfs.
     ///
     /// `--uncached`: every file is opened with FOPEN_DIRECT_IO, as apmatrix's
     /// server did before issue 13: the kernel serves no read(2) from the page
     /// cache (stale after the value changes) and does not trust st_size; every
     /// read(2) and write(2) is exactly one READ or WRITE request.
     fn open(&self, _req: &Request, ino: INodeNo, flags: OpenFlags, reply: ReplyOpen) {
-        if self.cached {
-            return reply.error(Errno::ENOSYS);
-        }
         let writing = flags.acc_mode() != OpenAccMode::O_RDONLY;
+        let cached = if self.cached {
+            FopenFlags::FOPEN_KEEP_CACHE
+        } else {
+            FopenFlags::FOPEN_DIRECT_IO
+        };
         match self.node(ino.0) {
             Some(Node::Static(_)) if writing => reply.error(Errno::EACCES),
-            Some(Node::Static(_) | Node::Writable) => {
-                reply.opened(FileHandle(0), FopenFlags::FOPEN_DIRECT_IO)
-            }
+            Some(Node::Static(_)) => reply.opened(FileHandle(0), cached),
+            Some(Node::Writable) => reply.opened(FileHandle(0), FopenFlags::FOPEN_DIRECT_IO),
             Some(Node::Dir) => reply.error(Errno::EISDIR),
             _ => reply.error(Errno::ENOENT),
         }
