@@ -17,7 +17,7 @@ use fuser::{
     ReplyDirectory, ReplyEmpty, ReplyEntry, ReplyOpen, ReplyWrite, Request, TimeOrNow,
 };
 
-use crate::inodes::{Looked, ROOT_INO};
+use crate::inodes::{Inodes, Looked, ROOT_INO};
 use crate::invalidate::Done;
 use crate::{errno_of, wait_and_write, Backend, Invalidator, MAX_WRITE};
 
@@ -94,6 +94,18 @@ impl<B: Backend> SysfsFs<B> {
         ino: u64,
         f: impl FnOnce(&Host, &Looked) -> R,
     ) -> Result<(R, u64), i32> {
+        self.with_inodes(ino, |host, looked, _| f(host, looked))
+    }
+
+    /// [`Self::with_node`], also giving `f` the inode table while the host
+    /// is held: a path given to the kernel is registered before any change
+    /// can be compared against the table (else a change made between the
+    /// answer and the registration would not be forgotten).
+    fn with_inodes<R>(
+        &mut self,
+        ino: u64,
+        f: impl FnOnce(&Host, &Looked, &mut Inodes) -> R,
+    ) -> Result<(R, u64), i32> {
         let path = self.path(ino)?;
         let (host, generation) = self.backend.host().map_err(|e| errno_of(&e))?;
         let mut inodes = self.invalidator.inodes();
@@ -109,8 +121,11 @@ impl<B: Backend> SysfsFs<B> {
                 },
             );
         }
-        let looked = inodes.looked(ino, generation).expect("just remembered");
-        Ok((f(&host, looked), generation))
+        let looked = inodes
+            .looked(ino, generation)
+            .expect("just remembered")
+            .clone();
+        Ok((f(&host, &looked, &mut inodes), generation))
     }
 
     fn attr(&self, ino: u64, looked: &Looked, version: u64) -> FileAttr {
@@ -163,37 +178,34 @@ impl<B: Backend> Filesystem for SysfsFs<B> {
         let Some(name) = name.to_str() else {
             return reply.error(libc::ENOENT);
         };
-        let found = self.with_node(parent, |host, looked| match &looked.node {
-            Node::Dir(dir) => child(host, *dir, name).map(|node| {
-                let size = size_of(host, &node);
-                (node, size)
-            }),
-            _ => None,
-        });
-        let (found, generation) = match found {
-            Ok(x) => x,
+        let parent_path = match self.path(parent) {
+            Ok(p) => p,
             Err(e) => return reply.error(e),
         };
-        let Some((node, size)) = found else {
+        let found = self.with_inodes(parent, |host, looked, inodes| {
+            let Node::Dir(dir) = &looked.node else {
+                return None;
+            };
+            let node = child(host, *dir, name)?;
+            let size = size_of(host, &node);
+            let ino = inodes.ino_of(join(&parent_path, name));
+            let looked = Looked {
+                generation: looked.generation,
+                node,
+                size,
+            };
+            inodes.remember(ino, looked.clone());
+            Some((ino, looked, inodes.version(ino)))
+        });
+        match found {
+            Ok((Some((ino, looked, version)), _)) => {
+                reply.entry(&TTL, &self.attr(ino, &looked, version), version)
+            }
             // Not cached by the kernel (an error, not an entry with a
             // timeout): a name that appears later is found at once.
-            return reply.error(libc::ENOENT);
-        };
-        let path = match self.path(parent) {
-            Ok(p) => join(&p, name),
-            Err(e) => return reply.error(e),
-        };
-        let looked = Looked {
-            generation,
-            node,
-            size,
-        };
-        let mut inodes = self.invalidator.inodes();
-        let ino = inodes.ino_of(path);
-        let version = inodes.version(ino);
-        inodes.remember(ino, looked.clone());
-        drop(inodes);
-        reply.entry(&TTL, &self.attr(ino, &looked, version), version);
+            Ok((None, _)) => reply.error(libc::ENOENT),
+            Err(e) => reply.error(e),
+        }
     }
 
     fn getattr(&mut self, _req: &Request<'_>, ino: u64, _fh: Option<u64>, reply: ReplyAttr) {
@@ -360,31 +372,31 @@ impl<B: Backend> Filesystem for SysfsFs<B> {
         mut reply: ReplyDirectory,
     ) {
         if offset == 0 || !self.listings.contains_key(&ino) {
-            let listed = self.with_node(ino, |host, looked| match &looked.node {
-                Node::Dir(dir) => Ok(children(host, *dir)),
-                _ => Err(libc::ENOTDIR),
+            let listed = self.with_inodes(ino, |host, looked, inodes| {
+                let Node::Dir(dir) = &looked.node else {
+                    return Err(libc::ENOTDIR);
+                };
+                let path = inodes.path(ino).unwrap_or_default().to_string();
+                let parent = path.rsplit_once('/').map_or("", |(p, _)| p).to_string();
+                let up = if ino == ROOT_INO {
+                    ROOT_INO
+                } else {
+                    inodes.ino_of(parent)
+                };
+                let mut entries = vec![
+                    (ino, FileType::Directory, ".".to_string()),
+                    (up, FileType::Directory, "..".to_string()),
+                ];
+                for (name, kind) in children(host, *dir) {
+                    let child_ino = inodes.ino_of(join(&path, &name));
+                    entries.push((child_ino, file_type(kind), name));
+                }
+                Ok(entries)
             });
-            let names = match listed {
-                Ok((Ok(names), _)) => names,
+            let entries = match listed {
+                Ok((Ok(entries), _)) => entries,
                 Ok((Err(e), _)) | Err(e) => return reply.error(e),
             };
-            let mut inodes = self.invalidator.inodes();
-            let path = inodes.path(ino).unwrap_or_default().to_string();
-            let parent = path.rsplit_once('/').map_or("", |(p, _)| p).to_string();
-            let up = if ino == ROOT_INO {
-                ROOT_INO
-            } else {
-                inodes.ino_of(parent)
-            };
-            let mut entries = vec![
-                (ino, FileType::Directory, ".".to_string()),
-                (up, FileType::Directory, "..".to_string()),
-            ];
-            for (name, kind) in names {
-                let child_ino = inodes.ino_of(join(&path, &name));
-                entries.push((child_ino, file_type(kind), name));
-            }
-            drop(inodes);
             self.listings.insert(ino, entries);
         }
         let entries = &self.listings[&ino];

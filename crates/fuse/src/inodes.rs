@@ -68,6 +68,11 @@ impl Inodes {
             .filter(|_| ino != 0)
     }
 
+    /// Whether the kernel was ever given this path.
+    pub fn knows(&self, path: &str) -> bool {
+        self.by_path.contains_key(path)
+    }
+
     pub fn ino_of(&mut self, path: String) -> u64 {
         if let Some(ino) = self.by_path.get(&path) {
             return *ino;

@@ -12,6 +12,7 @@
 use std::sync::mpsc::{self, Receiver, Sender};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 
+use apmatrix_model::Host;
 use apmatrix_sysfs::TreeChange;
 use fuser::{Notifier, ReplyWrite};
 
@@ -137,6 +138,13 @@ impl Invalidator {
                 }
             }
         }
+    }
+
+    /// What the tree shows differently in `after` than in `before`, of
+    /// what the kernel may have cached (the rest it was never given).
+    pub fn changes(&self, before: &Host, after: &Host) -> Vec<TreeChange> {
+        let inodes = self.inodes();
+        apmatrix_sysfs::tree_changes_known(before, after, &|path| inodes.knows(path))
     }
 
     /// As [`Invalidator::forget`], for a change no one waits for; never

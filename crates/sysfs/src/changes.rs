@@ -87,6 +87,9 @@ fn join(dir: &str, name: &str) -> String {
 struct Diff<'a> {
     before: &'a Host,
     after: &'a Host,
+    /// Whether the kernel may hold this path: what it was never given it
+    /// cannot have cached, so it is neither compared nor reported.
+    known: &'a dyn Fn(&str) -> bool,
     out: BTreeSet<TreeChange>,
 }
 
@@ -99,9 +102,15 @@ impl Diff<'_> {
     /// (the matrix device's mdevs, the AP root's cards).
     fn files(&mut self, dir: Dir, table: fn(&Host) -> Vec<File>) {
         let path = self.path(dir);
+        if !(self.known)(&path) {
+            return;
+        }
         let (old, new) = (table(self.before), table(self.after));
         for f in &old {
             let entry = join(&path, f.name());
+            if !(self.known)(&entry) {
+                continue;
+            }
             match new.iter().find(|g| g.name() == f.name()) {
                 None => {
                     self.out.insert(TreeChange::Gone(entry));
@@ -120,8 +129,12 @@ impl Diff<'_> {
     /// A directory's own entries: its listing, each attribute's content,
     /// each link's target.
     fn dir(&mut self, dir: Dir) {
-        let (was, is) = (dir_exists(self.before, dir), dir_exists(self.after, dir));
         let path = self.path(dir);
+        // Nothing below a directory the kernel was never given is known.
+        if !(self.known)(&path) {
+            return;
+        }
+        let (was, is) = (dir_exists(self.before, dir), dir_exists(self.after, dir));
         if was && !is {
             self.out.insert(TreeChange::Gone(path));
             return;
@@ -135,6 +148,9 @@ impl Diff<'_> {
         }
         for (name, _) in old {
             let entry = join(&path, &name);
+            if !(self.known)(&entry) {
+                continue;
+            }
             match (
                 child(self.before, dir, &name),
                 child(self.after, dir, &name),
@@ -165,8 +181,14 @@ impl Diff<'_> {
             return;
         }
         let path = self.path(dir);
+        if !(self.known)(&path) {
+            return;
+        }
         for name in gone {
-            self.out.insert(TreeChange::Gone(join(&path, &name)));
+            let entry = join(&path, &name);
+            if (self.known)(&entry) {
+                self.out.insert(TreeChange::Gone(entry));
+            }
         }
         self.out.insert(TreeChange::Listing(path));
     }
@@ -219,6 +241,17 @@ impl Diff<'_> {
 /// Everything of the tree that differs between `before` and `after` (two
 /// states of one host, or of one guest's bus).
 pub fn tree_changes(before: &Host, after: &Host) -> Vec<TreeChange> {
+    tree_changes_known(before, after, &|_| true)
+}
+
+/// [`tree_changes`], limited to the paths `known` says a cache may hold
+/// (a FUSE server's: those it gave the kernel), so that a change costs in
+/// proportion to what is cached, not to the size of the tree.
+pub fn tree_changes_known(
+    before: &Host,
+    after: &Host,
+    known: &dyn Fn(&str) -> bool,
+) -> Vec<TreeChange> {
     let changes = after.changes_since(before);
     if changes.is_empty() {
         return Vec::new();
@@ -226,6 +259,7 @@ pub fn tree_changes(before: &Host, after: &Host) -> Vec<TreeChange> {
     let mut diff = Diff {
         before,
         after,
+        known,
         out: BTreeSet::new(),
     };
     if changes.bus {

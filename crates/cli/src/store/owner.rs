@@ -125,7 +125,7 @@ impl Owned {
     /// What the tree shows changed since `before` (a state of what it
     /// shows, the host's bus or the served guest's).
     fn tree_changes(&self, before: &Host) -> Vec<TreeChange> {
-        apmatrix_sysfs::tree_changes(before, self.viewed())
+        self.invalidator.changes(before, self.viewed())
     }
 
     /// One write(2) through the tree: applied, journaled, then answered

@@ -184,14 +184,28 @@ impl Host {
                 continue;
             }
             changes.mdevs.insert(u);
-            if own_change {
-                // The `status` of every queue it held or holds.
-                for m in [was, is].into_iter().flatten() {
-                    for a in m.adapters.iter() {
-                        let a = AdapterId(a);
-                        let exists = queue_domains(before, a).or(&queue_domains(after, a));
-                        changes.add_queues(a, m.domains.and(&exists));
-                    }
+            // A queue's `status` names its holder and whether the holder's
+            // guest uses it: the APQNs that came or went, or all of them
+            // when its guest changed.
+            let held = |m: Option<&crate::vfio::Mdev>, a: u8| {
+                m.filter(|m| m.adapters.contains(a))
+                    .map_or(Mask256::EMPTY, |m| m.domains)
+            };
+            if was != is || guest_changed {
+                let adapters = [was, is]
+                    .into_iter()
+                    .flatten()
+                    .fold(Mask256::EMPTY, |all, m| all.or(&m.adapters));
+                for a in adapters.iter() {
+                    let (old, new) = (held(was, a), held(is, a));
+                    let moved = if guest_changed {
+                        old.or(&new)
+                    } else {
+                        symmetric_difference(&old, &new)
+                    };
+                    let a = AdapterId(a);
+                    let exists = queue_domains(before, a).or(&queue_domains(after, a));
+                    changes.add_queues(a, moved.and(&exists));
                 }
             }
         }
