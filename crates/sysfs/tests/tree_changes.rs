@@ -10,7 +10,9 @@ use apmatrix_model::profile::PROFILES;
 use apmatrix_model::{
     AdapterId, Apqn, CardMode, CpuModel, Host, Mask256, MaskKind, MatrixAxis, Op, Topology,
 };
-use apmatrix_sysfs::{child, children, read, tree_changes, Dir, Node, TreeChange};
+use apmatrix_sysfs::{
+    child, children, read, tree_changes, tree_changes_known, Dir, Node, TreeChange,
+};
 use proptest::prelude::*;
 use uuid::Uuid;
 
@@ -255,6 +257,31 @@ proptest! {
                 continue;
             }
             check(&before, &host).map_err(|e| TestCaseError::fail(format!("after {op:?}: {e}")))?;
+            // What a cache was given is closed under parents (a name is
+            // looked up in its directory): limited to such a set, the
+            // changes are exactly the full ones on it.
+            let known: std::collections::BTreeSet<String> = tree(&before)
+                .into_keys()
+                .filter(|p| p.is_empty() || p.len() % 3 != 0)
+                .collect();
+            let closed = |p: &str| {
+                let mut p = p;
+                loop {
+                    if !known.contains(p) {
+                        return false;
+                    }
+                    if p.is_empty() {
+                        return true;
+                    }
+                    p = parent(p);
+                }
+            };
+            let limited = tree_changes_known(&before, &host, &|p| closed(p));
+            let expected: Vec<TreeChange> = tree_changes(&before, &host)
+                .into_iter()
+                .filter(|c| closed(c.path()))
+                .collect();
+            prop_assert_eq!(limited, expected);
             // A CLI command hands the server a whole new host, loaded from
             // its saved form: the same changes must come out.
             let loaded = Host::from_state(host.to_state()).expect("a saved host loads");
