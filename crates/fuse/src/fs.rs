@@ -1,13 +1,14 @@
 //! The FUSE requests, answered from the sysfs view of the backend's host.
 //!
 //! The kernel keeps what it is told for a day ([`TTL`]): names,
-//! attributes, read-only attributes' contents in its page cache, directory
-//! listings, link targets. What a change alters it is told to forget
+//! attributes, directory listings, link targets; file contents are read
+//! with direct I/O, from a copy made at open. What a change alters it is told to forget
 //! before the change is acknowledged ([`crate::Invalidator`]). Directories
 //! are never opened by the server (it answers OPENDIR with ENOSYS; the
 //! kernel then stops sending OPENDIR and RELEASEDIR and keeps listings).
 
 use std::ffi::OsStr;
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use apmatrix_model::Host;
@@ -38,6 +39,10 @@ pub struct SysfsFs<B: Backend> {
     /// A listing being read in several READDIRs: the names at its first,
     /// so that one getdents(2) sequence sees one state.
     listings: std::collections::HashMap<u64, Vec<(u64, FileType, String)>>,
+    /// Per open file, the content at open: as kernfs, one open reads one
+    /// state, however many read(2)s it takes and whatever changes meanwhile.
+    opened: std::collections::HashMap<u64, Arc<[u8]>>,
+    next_handle: u64,
     mounted_at: SystemTime,
 }
 
@@ -57,15 +62,25 @@ fn file_type(kind: Kind) -> FileType {
     }
 }
 
-/// What a file's size is: its content's length (the page cache reads up
-/// to the size; sysfs says 4096 for all). A write-only attribute, which
-/// has no content, keeps sysfs's 4096.
-fn size_of(host: &Host, node: &Node) -> u64 {
-    match node {
-        Node::File(f) if f.readable() => apmatrix_sysfs::read(host, f).len() as u64,
-        Node::File(_) => 4096,
-        Node::Dir(_) => 0,
-        Node::Link(target) => target.len() as u64,
+/// What a file's size is: its content's length (sysfs says 4096 for all;
+/// a tool that copies by size gets the content, not padding). A write-only
+/// attribute, which has no content, keeps sysfs's 4096.
+fn looked(host: &Host, node: Node, generation: u64) -> Looked {
+    let content: Option<Arc<[u8]>> = match &node {
+        Node::File(f) if f.readable() => Some(apmatrix_sysfs::read(host, f).into_bytes().into()),
+        _ => None,
+    };
+    let size = match (&node, &content) {
+        (_, Some(content)) => content.len() as u64,
+        (Node::File(_), None) => 4096,
+        (Node::Dir(_), _) => 0,
+        (Node::Link(target), _) => target.len() as u64,
+    };
+    Looked {
+        generation,
+        node,
+        size,
+        content,
     }
 }
 
@@ -75,6 +90,8 @@ impl<B: Backend> SysfsFs<B> {
             backend,
             invalidator,
             listings: std::collections::HashMap::new(),
+            opened: std::collections::HashMap::new(),
+            next_handle: 1,
             mounted_at: SystemTime::now(),
         }
     }
@@ -111,15 +128,7 @@ impl<B: Backend> SysfsFs<B> {
         let mut inodes = self.invalidator.inodes();
         if inodes.looked(ino, generation).is_none() {
             let node = apmatrix_sysfs::lookup(&host, &path).ok_or(libc::ENOENT)?;
-            let size = size_of(&host, &node);
-            inodes.remember(
-                ino,
-                Looked {
-                    generation,
-                    node,
-                    size,
-                },
-            );
+            inodes.remember(ino, looked(&host, node, generation));
         }
         let looked = inodes
             .looked(ino, generation)
@@ -157,8 +166,9 @@ impl<B: Backend> SysfsFs<B> {
 
     /// The attributes of an inode now.
     fn current_attr(&mut self, ino: u64) -> Result<FileAttr, i32> {
-        let (looked, _) = self.with_node(ino, |_, looked| looked.clone())?;
-        let version = self.invalidator.inodes().version(ino);
+        let ((looked, version), _) = self.with_inodes(ino, |_, looked, inodes| {
+            (looked.clone(), inodes.version(ino))
+        })?;
         Ok(self.attr(ino, &looked, version))
     }
 }
@@ -187,13 +197,8 @@ impl<B: Backend> Filesystem for SysfsFs<B> {
                 return None;
             };
             let node = child(host, *dir, name)?;
-            let size = size_of(host, &node);
             let ino = inodes.ino_of(join(&parent_path, name));
-            let looked = Looked {
-                generation: looked.generation,
-                node,
-                size,
-            };
+            let looked = self::looked(host, node, looked.generation);
             inodes.remember(ino, looked.clone());
             Some((ino, looked, inodes.version(ino)))
         });
@@ -261,13 +266,12 @@ impl<B: Backend> Filesystem for SysfsFs<B> {
         }
     }
 
-    /// kernfs's checks, then how the kernel may keep the content. A
-    /// read-only attribute's pages are kept (`FOPEN_KEEP_CACHE`) until a
-    /// change makes its mtime move. Every open of a writable one is direct
-    /// I/O: a write through the page cache would first copy its bytes into
-    /// the cached page, where a concurrent reader would see a value the
-    /// attribute never had; and each write(2) is then one WRITE whose error
-    /// write(2) itself returns.
+    /// kernfs's checks, then the content at open. Every open is direct
+    /// I/O: the page cache would let one open read two states (the page of
+    /// one, then, after a change's notice, the rest of another: a value the
+    /// attribute never had), and a write through it would show concurrent
+    /// readers bytes the server has not accepted. Each write(2) is then one
+    /// WRITE whose error write(2) itself returns.
     fn open(&mut self, _req: &Request<'_>, ino: u64, flags: i32, reply: ReplyOpen) {
         let acc = flags & libc::O_ACCMODE;
         let wants_read = acc == libc::O_RDONLY || acc == libc::O_RDWR;
@@ -277,44 +281,57 @@ impl<B: Backend> Filesystem for SysfsFs<B> {
             Node::File(f) if (wants_read && !f.readable()) || (wants_write && !f.writable()) => {
                 Err(libc::EACCES)
             }
-            Node::File(f) if f.writable() => Ok(fuser::consts::FOPEN_DIRECT_IO),
-            Node::File(_) => Ok(fuser::consts::FOPEN_KEEP_CACHE),
+            Node::File(_) => Ok(looked.content.clone().filter(|_| wants_read)),
             Node::Dir(_) => Err(libc::EISDIR),
             Node::Link(_) => Err(libc::EINVAL),
         });
         match opened {
-            Ok((Ok(open_flags), _)) => reply.opened(0, open_flags),
+            Ok((Ok(content), _)) => {
+                let fh = self.next_handle;
+                self.next_handle += 1;
+                if let Some(content) = content {
+                    self.opened.insert(fh, content);
+                }
+                reply.opened(fh, fuser::consts::FOPEN_DIRECT_IO)
+            }
             Ok((Err(e), _)) | Err(e) => reply.error(e),
         }
     }
 
-    /// The attribute's content now (for the page cache, or for one read(2)
-    /// of a writable attribute).
+    /// The content at open, from `offset`.
     fn read(
         &mut self,
         _req: &Request<'_>,
-        ino: u64,
-        _fh: u64,
+        _ino: u64,
+        fh: u64,
         offset: i64,
         size: u32,
         _flags: i32,
         _lock_owner: Option<u64>,
         reply: ReplyData,
     ) {
-        let content = self.with_node(ino, |host, looked| match &looked.node {
-            Node::File(f) if f.readable() => Ok(apmatrix_sysfs::read(host, f).into_bytes()),
-            Node::File(_) => Err(libc::EACCES),
-            Node::Dir(_) => Err(libc::EISDIR),
-            Node::Link(_) => Err(libc::EINVAL),
-        });
-        match content {
-            Ok((Ok(content), _)) => {
+        match self.opened.get(&fh) {
+            Some(content) => {
                 let start = (offset.max(0) as usize).min(content.len());
                 let end = (start + size as usize).min(content.len());
                 reply.data(&content[start..end]);
             }
-            Ok((Err(e), _)) | Err(e) => reply.error(e),
+            None => reply.error(libc::EBADF),
         }
+    }
+
+    fn release(
+        &mut self,
+        _req: &Request<'_>,
+        _ino: u64,
+        fh: u64,
+        _flags: i32,
+        _lock_owner: Option<u64>,
+        _flush: bool,
+        reply: ReplyEmpty,
+    ) {
+        self.opened.remove(&fh);
+        reply.ok();
     }
 
     fn write(

@@ -11,6 +11,7 @@
 //! makes a new inode, which is how a link's cached target is dropped).
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use apmatrix_sysfs::{Node, TreeChange};
 
@@ -27,12 +28,14 @@ pub(crate) enum Notice {
 }
 
 /// A node as looked up at one host generation, with the size it has then
-/// (the length of a file's content: what the page cache reads up to).
+/// (the length of a file's content: what the page cache reads up to) and
+/// a readable file's content.
 #[derive(Clone, Debug)]
 pub(crate) struct Looked {
     pub generation: u64,
     pub node: Node,
     pub size: u64,
+    pub content: Option<Arc<[u8]>>,
 }
 
 pub(crate) struct Inodes {

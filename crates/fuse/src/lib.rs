@@ -2,26 +2,25 @@
 //! does for the programs that use it (tools.md Part B §4), at the speed of
 //! a file system the kernel caches:
 //!
-//! * the kernel keeps names, attributes, file contents (page cache),
-//!   directory listings and link targets; every change, from any door, is
-//!   turned into the exact entries it altered (`apmatrix_sysfs::tree_changes`)
+//! * the kernel keeps names, attributes, directory listings and link
+//!   targets; every change, from any door, is turned into the exact entries
+//!   it altered that the kernel was given (`apmatrix_sysfs::tree_changes_known`)
 //!   and the kernel is told to forget them before the change is
-//!   acknowledged ([`Invalidator`]), so that every later read, lookup or
+//!   acknowledged ([`Invalidator`]), so that every later lookup, stat or
 //!   listing by any process sees the new state;
-//! * a read-only attribute's content stays in the page cache until it
-//!   changes; every open of a writable attribute is direct I/O, so each
-//!   read(2) and write(2) reaches the server, a refused write fails
-//!   write(2) itself with the kernel's errno, and no reader ever sees bytes
-//!   a writer has not had accepted (a write-through page would hold them
-//!   while the WRITE is in flight). Directories are opened by the kernel
-//!   alone (OPENDIR answers ENOSYS), which then caches their listings;
+//! * every open is direct I/O and reads the content as it was at open, as
+//!   kernfs does (one open, one state, however many read(2)s), so each
+//!   write(2) reaches the server and a refused write fails write(2) itself
+//!   with the kernel's errno. (The page cache was tried: a read spanning a
+//!   change's notice, or a write through a cached page, showed values the
+//!   attribute never had.) Directories are opened by the kernel alone
+//!   (OPENDIR answers ENOSYS), which then caches their listings;
 //! * one write(2) is one whole value; O_TRUNC is accepted and ignored;
 //!   writes over 4096 bytes fail with E2BIG as sysfs's do;
 //! * files are owned by root with sysfs's modes; opening an attribute for
 //!   reading (writing) that has no read (write) method fails with EACCES,
 //!   even for root, as kernfs does;
-//! * a file's size is its content's length, where sysfs reports 4096: the
-//!   page cache reads up to the size.
+//! * a file's size is its content's length, where sysfs reports 4096.
 //!
 //! Where the host lives is the [`Backend`]'s business: in memory for
 //! tests, or the state file that CLI commands change meanwhile.
