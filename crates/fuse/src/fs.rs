@@ -2,8 +2,9 @@
 //!
 //! The kernel keeps what it is told for a day ([`TTL`]): names,
 //! attributes, directory listings, link targets; file contents are read
-//! with direct I/O, from a copy made at open. What a change alters it is told to forget
-//! before the change is acknowledged ([`crate::Invalidator`]). Directories
+//! with direct I/O, from a copy made at open. What a change alters it is
+//! told to forget before the change is acknowledged
+//! ([`crate::Invalidator`]). Directories
 //! are never opened by the server (it answers OPENDIR with ENOSYS; the
 //! kernel then stops sending OPENDIR and RELEASEDIR and keeps listings).
 
@@ -26,8 +27,9 @@ use crate::{errno_of, wait_and_write, Backend, Invalidator, MAX_WRITE};
 /// since it is told when they change.
 pub(crate) const TTL: Duration = Duration::from_secs(24 * 60 * 60);
 
-/// `FUSE_AUTO_INVAL_DATA`: the kernel checks a file's attributes before
-/// using its cached pages, and drops them when the mtime moved.
+/// `FUSE_AUTO_INVAL_DATA`: the kernel checks a directory's attributes
+/// before it reuses its cached listing, and drops it when the mtime moved
+/// (as it would a file's cached pages).
 const AUTO_INVAL_DATA: u64 = 1 << 12;
 /// `FUSE_CACHE_SYMLINKS`: link targets are kept in the page cache too.
 const CACHE_SYMLINKS: u64 = 1 << 23;
@@ -175,8 +177,8 @@ impl<B: Backend> SysfsFs<B> {
 
 impl<B: Backend> Filesystem for SysfsFs<B> {
     fn init(&mut self, _req: &Request<'_>, config: &mut KernelConfig) -> Result<(), libc::c_int> {
-        // Without AUTO_INVAL_DATA an invalidated attribute would not drop
-        // a cached page: refuse to serve stale content rather than serve it.
+        // Without AUTO_INVAL_DATA an invalidated directory would keep its
+        // cached listing: refuse to serve a stale tree rather than serve it.
         config
             .add_capabilities(AUTO_INVAL_DATA)
             .map_err(|_| libc::ENOSYS)?;

@@ -1,14 +1,14 @@
 //! The inode numbers the server has given the kernel, with a version each:
-//! what lets the kernel keep names, attributes and contents, and what the
+//! what lets the kernel keep names, attributes and listings, and what the
 //! server asks it to forget when the host changes.
 //!
 //! A path gets a number on first sight and keeps it for the life of the
 //! mount. Its version is the inode's mtime and its FUSE generation: it
 //! moves whenever the entry's content, listing or link target changes, so
-//! that the kernel, asked to look again, sees that its pages or its inode
-//! are old (kernel `fuse_change_attributes` drops a regular file's pages
-//! when its mtime moves, with `FUSE_AUTO_INVAL_DATA`; a new generation
-//! makes a new inode, which is how a link's cached target is dropped).
+//! that the kernel, asked to look again, sees that what it holds is old (a
+//! directory's cached listing is reset when its mtime moved, with
+//! `FUSE_AUTO_INVAL_DATA`; a new generation makes a new inode, which is how
+//! a link's cached target is dropped).
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -28,7 +28,7 @@ pub(crate) enum Notice {
 }
 
 /// A node as looked up at one host generation, with the size it has then
-/// (the length of a file's content: what the page cache reads up to) and
+/// (the length of a file's content) and
 /// a readable file's content.
 #[derive(Clone, Debug)]
 pub(crate) struct Looked {
