@@ -36,7 +36,7 @@
 //! apmatrix --test staleness -- --nocapture` (default 300).
 
 mod common;
-use common::{apmatrix as cli, fuse_usable, is_mounted, BIN};
+use common::{apmatrix as cli, fuse_usable, Served, BIN};
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -712,48 +712,6 @@ enum Serve {
     Exec,
 }
 
-/// A running `apmatrix mount --no-periodic-scans` (a scan of its own would
-/// be a change the oracle does not know), unmounted on drop.
-struct Mounted {
-    child: Child,
-    dir: PathBuf,
-}
-
-impl Mounted {
-    fn start(host: &Path, dir: &Path) -> Mounted {
-        let child = Command::new(BIN)
-            .arg("--host")
-            .arg(host)
-            .args(["mount", "--no-periodic-scans"])
-            .arg(dir)
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let mounted = Mounted {
-            child,
-            dir: dir.to_path_buf(),
-        };
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while !dir.join(APMASK).exists() {
-            assert!(Instant::now() < deadline, "the tree did not appear");
-            std::thread::sleep(Duration::from_millis(5));
-        }
-        mounted
-    }
-}
-
-impl Drop for Mounted {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        if is_mounted(&self.dir) {
-            let c = std::ffi::CString::new(self.dir.to_str().unwrap()).unwrap();
-            // SAFETY: umount2(2) of the path, a NUL-terminated string.
-            unsafe { libc::umount2(c.as_ptr(), libc::MNT_DETACH) };
-        }
-    }
-}
-
 /// The reader process (or the `apmatrix exec` running it). If a failed
 /// run leaves it running, it is told to stop, given a moment to (exec then
 /// reaps its own child), and killed, so that nothing outlives the test.
@@ -791,7 +749,8 @@ fn run(name: &str, serve: Serve) {
 
     let (_mounted, tree, reader) = match serve {
         Serve::Mount => {
-            let mounted = Mounted::start(&host, &dir);
+            // A scan of its own would be a change the oracle does not know.
+            let mounted = Served::start_with(&host, &dir, &["--no-periodic-scans"]);
             let reader = reader_command(&control, &dir, &[]).spawn().unwrap();
             (Some(mounted), Some(dir.as_path()), reader)
         }

@@ -71,13 +71,15 @@ pub struct Served {
 
 impl Served {
     pub fn start(host: &Path, dir: &Path) -> Served {
+        Served::start_with(host, dir, &[])
+    }
+
+    /// As [`Served::start`], with `mount` options (`--no-periodic-scans`).
+    pub fn start_with(host: &Path, dir: &Path, options: &[&str]) -> Served {
         let child = Command::new(BIN)
-            .args([
-                "--host",
-                host.to_str().unwrap(),
-                "mount",
-                dir.to_str().unwrap(),
-            ])
+            .args(["--host", host.to_str().unwrap(), "mount"])
+            .args(options)
+            .arg(dir)
             .stderr(Stdio::null())
             .spawn()
             .unwrap();
@@ -113,6 +115,7 @@ impl Drop for Served {
         let _ = self.child.wait();
         if is_mounted(&self.dir) {
             let c = std::ffi::CString::new(self.dir.to_str().unwrap()).unwrap();
+            // SAFETY: umount2(2) of the path, a NUL-terminated string.
             unsafe { libc::umount2(c.as_ptr(), libc::MNT_DETACH) };
         }
     }
