@@ -19,7 +19,7 @@ use fuser::{
     ReplyDirectory, ReplyEmpty, ReplyEntry, ReplyOpen, ReplyWrite, Request, TimeOrNow,
 };
 
-use crate::inodes::{Inodes, Looked, ROOT_INO};
+use crate::inodes::{parent_and_name, Inodes, Looked, ROOT_INO};
 use crate::invalidate::Done;
 use crate::{errno_of, wait_and_write, Backend, Invalidator, MAX_WRITE};
 
@@ -64,24 +64,15 @@ fn file_type(kind: Kind) -> FileType {
     }
 }
 
-/// What a file's size is: its content's length (sysfs says 4096 for all;
-/// a tool that copies by size gets the content, not padding). A write-only
-/// attribute, which has no content, keeps sysfs's 4096.
+/// A node at a host generation, with a readable attribute's content.
 fn looked(host: &Host, node: Node, generation: u64) -> Looked {
     let content: Option<Arc<[u8]>> = match &node {
         Node::File(f) if f.readable() => Some(apmatrix_sysfs::read(host, f).into_bytes().into()),
         _ => None,
     };
-    let size = match (&node, &content) {
-        (_, Some(content)) => content.len() as u64,
-        (Node::File(_), None) => 4096,
-        (Node::Dir(_), _) => 0,
-        (Node::Link(target), _) => target.len() as u64,
-    };
     Looked {
         generation,
         node,
-        size,
         content,
     }
 }
@@ -149,7 +140,7 @@ impl<B: Backend> SysfsFs<B> {
         let time = self.mounted_at + Duration::from_nanos(version);
         FileAttr {
             ino,
-            size: looked.size,
+            size: looked.size(),
             blocks: 0,
             atime: time,
             mtime: time,
@@ -396,7 +387,7 @@ impl<B: Backend> Filesystem for SysfsFs<B> {
                     return Err(libc::ENOTDIR);
                 };
                 let path = inodes.path(ino).unwrap_or_default().to_string();
-                let parent = path.rsplit_once('/').map_or("", |(p, _)| p).to_string();
+                let parent = parent_and_name(&path).0.to_string();
                 let up = if ino == ROOT_INO {
                     ROOT_INO
                 } else {

@@ -18,8 +18,8 @@ use apmatrix_sysfs::{Node, TreeChange};
 /// What the kernel must be told after a change.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) enum Notice {
-    /// Forget the inode's attributes (and with them, at the next use, its
-    /// pages or cached listing). Takes no lock in the kernel.
+    /// Forget the inode's attributes (and with them, at the next use, a
+    /// directory's cached listing). Takes no lock in the kernel.
     Inode(u64),
     /// Forget the name `name` in directory `parent` (and all below it).
     /// Takes the directory's lock, which a LOOKUP or READDIR in flight
@@ -27,15 +27,27 @@ pub(crate) enum Notice {
     Entry { parent: u64, name: String },
 }
 
-/// A node as looked up at one host generation, with the size it has then
-/// (the length of a file's content) and
-/// a readable file's content.
+/// A node as looked up at one host generation, with a readable
+/// attribute's content then.
 #[derive(Clone, Debug)]
 pub(crate) struct Looked {
     pub generation: u64,
     pub node: Node,
-    pub size: u64,
     pub content: Option<Arc<[u8]>>,
+}
+
+impl Looked {
+    /// Its size: a file's content's length (sysfs says 4096 for all; a
+    /// tool that copies by size gets the content, not padding). A
+    /// write-only attribute, which has no content, keeps sysfs's 4096.
+    pub fn size(&self) -> u64 {
+        match (&self.node, &self.content) {
+            (_, Some(content)) => content.len() as u64,
+            (Node::File(_), None) => 4096,
+            (Node::Dir(_), _) => 0,
+            (Node::Link(target), _) => target.len() as u64,
+        }
+    }
 }
 
 pub(crate) struct Inodes {
@@ -49,7 +61,8 @@ pub(crate) struct Inodes {
 
 pub(crate) const ROOT_INO: u64 = fuser::FUSE_ROOT_ID;
 
-fn parent_and_name(path: &str) -> (&str, &str) {
+/// A path's directory and last name (`""` is the root).
+pub(crate) fn parent_and_name(path: &str) -> (&str, &str) {
     path.rsplit_once('/').unwrap_or(("", path))
 }
 

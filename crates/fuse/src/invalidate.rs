@@ -48,7 +48,7 @@ struct Job {
 struct Shared {
     inodes: Mutex<Inodes>,
     notifier: OnceLock<Notifier>,
-    jobs: Mutex<Sender<Job>>,
+    jobs: Sender<Job>,
     queue: Mutex<Option<Receiver<Job>>>,
 }
 
@@ -82,7 +82,7 @@ impl Invalidator {
             shared: Arc::new(Shared {
                 inodes: Mutex::new(Inodes::new()),
                 notifier: OnceLock::new(),
-                jobs: Mutex::new(tx),
+                jobs: tx,
                 queue: Mutex::new(Some(rx)),
             }),
         }
@@ -132,8 +132,7 @@ impl Invalidator {
             }
             Some(_) => {
                 let job = Job { notices, done };
-                let sent = self.shared.jobs.lock().map(|jobs| jobs.send(job));
-                if let Ok(Err(mpsc::SendError(job))) = sent {
+                if let Err(mpsc::SendError(job)) = self.shared.jobs.send(job) {
                     job.done.finish(); // the mount is gone: nothing to forget
                 }
             }

@@ -59,6 +59,13 @@ fn view<'a>(host: &'a Host, guest: &Option<String>, no_guest: &'a Host) -> &'a H
     }
 }
 
+/// Tells udev's monitors, if any, what changed from `before` to `after`.
+fn announce(udev: &mut Option<Broadcaster>, before: &Host, after: &Host) {
+    if let Some(udev) = udev {
+        udev.changed(before, after);
+    }
+}
+
 /// The host from its files, and the journal that continues it, opened for
 /// the server's appends. The caller owns the state.
 fn load_to_append(place: &Place) -> Result<(snapshot::Loaded, Option<Journal>), StoreError> {
@@ -143,7 +150,7 @@ impl Owned {
             Ok(written) if written.op.is_some() => {
                 self.commit(&written)?;
                 let changes = self.tree_changes(&before);
-                self.announce(Some(before));
+                self.announce(&before);
                 Ok((Ok(written), changes))
             }
             Ok(written) => {
@@ -179,20 +186,15 @@ impl Owned {
         })?;
         // No one waits for a scan: the kernel forgets as soon as it can.
         self.invalidator.forget_soon(&self.tree_changes(&before));
-        self.announce(Some(before));
+        self.announce(&before);
         Ok(())
     }
 
     /// Tells udev's monitors what changed since `before` (a durable change:
     /// one taken back is never announced).
-    fn announce(&mut self, before: Option<Host>) {
-        let Some(before) = before else {
-            return;
-        };
+    fn announce(&mut self, before: &Host) {
         let viewed = view(&self.host, &self.guest, &self.no_guest);
-        if let Some(udev) = &mut self.udev {
-            udev.changed(&before, viewed);
-        }
+        announce(&mut self.udev, before, viewed);
     }
 
     /// A change just applied to the host: counted, then made durable, or
@@ -264,10 +266,12 @@ impl Owned {
         };
         match snapshot::save(&self.place.dir, &self.place.names, &host) {
             Ok(tag) => {
-                let before = self.viewed().clone();
-                self.host = host;
-                let changes = self.tree_changes(&before);
-                self.announce(Some(before));
+                // The old host is compared with as it is: no copy.
+                let old = std::mem::replace(&mut self.host, host);
+                let before = view(&old, &self.guest, &self.no_guest);
+                let changes = self.tree_changes(before);
+                let after = view(&self.host, &self.guest, &self.no_guest);
+                announce(&mut self.udev, before, after);
                 self.tag = Some(tag);
                 self.journal = None;
                 self.generation += 1;
