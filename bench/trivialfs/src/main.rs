@@ -13,7 +13,8 @@
 //! sends apmatrix's server (`trivialfs [--uncached] MOUNTPOINT`):
 //!
 //! * caching (the default; issue 13's settings): entry and attribute TTLs of
-//!   one day; files opened with direct I/O; OPENDIR answered ENOSYS, so the kernel stops sending
+//!   one day; read-only files opened with keep-cache, the writable `w` with
+//!   direct I/O; OPENDIR answered ENOSYS, so the kernel stops sending
 //!   OPENDIR and RELEASEDIR and caches directory listings; `noatime`;
 //!   FUSE_AUTO_INVAL_DATA and FUSE_CACHE_SYMLINKS requested at INIT; st_size
 //!   is the content's length and mtime moves when `w`'s content changes. Its
@@ -252,9 +253,9 @@ impl Filesystem for TrivialFs {
         }
     }
 
-    /// Caching, as apmatrix's server opens since issue 13: every file with
-    /// direct I/O (apmatrix reads the content as it was at open, as kernfs),
-    /// and EACCES for a read-only file opened for writing, as kernfs.
+    /// Caching, as apmatrix's server opens since issue 13: a read-only
+    /// file with keep-cache (its pages stay), the writable `w` with direct
+    /// I/O, and EACCES for a read-only file opened for writing, as kernfs.
     ///
     /// `--uncached`: every file is opened with FOPEN_DIRECT_IO, as apmatrix's
     /// server did before issue 13: the kernel serves no read(2) from the page
@@ -264,6 +265,9 @@ impl Filesystem for TrivialFs {
         let writing = flags.acc_mode() != OpenAccMode::O_RDONLY;
         match self.node(ino.0) {
             Some(Node::Static(_)) if writing => reply.error(Errno::EACCES),
+            Some(Node::Static(_)) if self.cached => {
+                reply.opened(FileHandle(0), FopenFlags::FOPEN_KEEP_CACHE)
+            }
             Some(Node::Static(_)) => reply.opened(FileHandle(0), FopenFlags::FOPEN_DIRECT_IO),
             Some(Node::Writable) => reply.opened(FileHandle(0), FopenFlags::FOPEN_DIRECT_IO),
             Some(Node::Dir) => reply.error(Errno::EISDIR),

@@ -1,10 +1,10 @@
 //! The FUSE requests, answered from the sysfs view of the backend's host.
 //!
 //! The kernel keeps what it is told for a day ([`TTL`]): names,
-//! attributes, directory listings, link targets; file contents are read
-//! with direct I/O, from a copy made at open. What a change alters it is
-//! told to forget before the change is acknowledged
-//! ([`crate::Invalidator`]). Directories
+//! attributes, directory listings, link targets, and the pages of files
+//! opened for reading (a file's inode is one content: see
+//! [`crate::inodes`]). What a change alters it is told to forget before
+//! the change is acknowledged ([`crate::Invalidator`]). Directories
 //! are never opened by the server (it answers OPENDIR with ENOSYS; the
 //! kernel then stops sending OPENDIR and RELEASEDIR and keeps listings).
 
@@ -41,10 +41,6 @@ pub struct SysfsFs<B: Backend> {
     /// A listing being read in several READDIRs: the names at its first,
     /// so that one getdents(2) sequence sees one state.
     listings: std::collections::HashMap<u64, Vec<(u64, FileType, String)>>,
-    /// Per open file, the content at open: as kernfs, one open reads one
-    /// state, however many read(2)s it takes and whatever changes meanwhile.
-    opened: std::collections::HashMap<u64, Arc<[u8]>>,
-    next_handle: u64,
     mounted_at: SystemTime,
 }
 
@@ -83,8 +79,6 @@ impl<B: Backend> SysfsFs<B> {
             backend,
             invalidator,
             listings: std::collections::HashMap::new(),
-            opened: std::collections::HashMap::new(),
-            next_handle: 1,
             mounted_at: SystemTime::now(),
         }
     }
@@ -191,8 +185,17 @@ impl<B: Backend> Filesystem for SysfsFs<B> {
             };
             let node = child(host, *dir, name)?;
             let ino = inodes.ino_of(join(&parent_path, name));
-            let looked = self::looked(host, node, looked.generation);
-            inodes.remember(ino, looked.clone());
+            // A file's inode already looked up keeps its content (the
+            // kernel may hold its pages); anything else is looked at now.
+            let looked = match inodes.looked(ino, looked.generation) {
+                Some(known) => known.clone(),
+                None => {
+                    let now = self::looked(host, node, looked.generation);
+                    inodes.remember(ino, now.clone());
+                    now
+                }
+            };
+            inodes.looked_up(ino);
             Some((ino, looked, inodes.version(ino)))
         });
         match found {
@@ -259,12 +262,12 @@ impl<B: Backend> Filesystem for SysfsFs<B> {
         }
     }
 
-    /// kernfs's checks, then the content at open. Every open is direct
-    /// I/O: the page cache would let one open read two states (the page of
-    /// one, then, after a change's notice, the rest of another: a value the
-    /// attribute never had), and a write through it would show concurrent
-    /// readers bytes the server has not accepted. Each write(2) is then one
-    /// WRITE whose error write(2) itself returns.
+    /// kernfs's checks. Opened for reading only, a file reads its inode's
+    /// pages, which the kernel keeps (the inode is one content, so they
+    /// never need dropping). Opened for writing, it is direct I/O: each
+    /// write(2) is then one WRITE, whose refusal write(2) itself returns,
+    /// and no concurrent reader sees bytes the server has not accepted (as
+    /// it would through the page cache).
     fn open(&mut self, _req: &Request<'_>, ino: u64, flags: i32, reply: ReplyOpen) {
         let acc = flags & libc::O_ACCMODE;
         let wants_read = acc == libc::O_RDONLY || acc == libc::O_RDWR;
@@ -274,57 +277,42 @@ impl<B: Backend> Filesystem for SysfsFs<B> {
             Node::File(f) if (wants_read && !f.readable()) || (wants_write && !f.writable()) => {
                 Err(libc::EACCES)
             }
-            Node::File(_) => Ok(looked.content.clone().filter(|_| wants_read)),
+            Node::File(_) => Ok(()),
             Node::Dir(_) => Err(libc::EISDIR),
             Node::Link(_) => Err(libc::EINVAL),
         });
         match opened {
-            Ok((Ok(content), _)) => {
-                let fh = self.next_handle;
-                self.next_handle += 1;
-                if let Some(content) = content {
-                    self.opened.insert(fh, content);
-                }
-                reply.opened(fh, fuser::consts::FOPEN_DIRECT_IO)
-            }
+            Ok((Ok(()), _)) if wants_write => reply.opened(0, fuser::consts::FOPEN_DIRECT_IO),
+            Ok((Ok(()), _)) => reply.opened(0, fuser::consts::FOPEN_KEEP_CACHE),
             Ok((Err(e), _)) | Err(e) => reply.error(e),
         }
     }
 
-    /// The content at open, from `offset`.
+    /// The inode's content, from `offset` (its pages, or a direct read).
     fn read(
         &mut self,
         _req: &Request<'_>,
-        _ino: u64,
-        fh: u64,
+        ino: u64,
+        _fh: u64,
         offset: i64,
         size: u32,
         _flags: i32,
         _lock_owner: Option<u64>,
         reply: ReplyData,
     ) {
-        match self.opened.get(&fh) {
-            Some(content) => {
+        match self.with_node(ino, |_, looked| looked.content.clone()) {
+            Ok((Some(content), _)) => {
                 let start = (offset.max(0) as usize).min(content.len());
                 let end = (start + size as usize).min(content.len());
                 reply.data(&content[start..end]);
             }
-            None => reply.error(libc::EBADF),
+            Ok((None, _)) => reply.error(libc::EBADF),
+            Err(e) => reply.error(e),
         }
     }
 
-    fn release(
-        &mut self,
-        _req: &Request<'_>,
-        _ino: u64,
-        fh: u64,
-        _flags: i32,
-        _lock_owner: Option<u64>,
-        _flush: bool,
-        reply: ReplyEmpty,
-    ) {
-        self.opened.remove(&fh);
-        reply.ok();
+    fn forget(&mut self, _req: &Request<'_>, ino: u64, nlookup: u64) {
+        self.invalidator.inodes().forget(ino, nlookup);
     }
 
     fn write(

@@ -1,16 +1,25 @@
-//! The inode numbers the server has given the kernel, with a version each:
-//! what lets the kernel keep names, attributes and listings, and what the
-//! server asks it to forget when the host changes.
+//! The inode numbers the server has given the kernel: what lets the kernel
+//! keep names, attributes, listings, link targets and file pages, and what
+//! the server asks it to forget when the host changes.
 //!
-//! A path gets a number on first sight and keeps it for the life of the
-//! mount. Its version is the inode's mtime and its FUSE generation: it
-//! moves whenever the entry's content, listing or link target changes, so
-//! that the kernel, asked to look again, sees that what it holds is old (a
-//! directory's cached listing is reset when its mtime moved, with
-//! `FUSE_AUTO_INVAL_DATA`; a new generation makes a new inode, which is how
-//! a link's cached target is dropped).
+//! Two kinds of inode, because the kernel keeps two kinds of thing:
+//!
+//! * A file's inode is one content: looked up once, then frozen until the
+//!   file changes, when the path is given a new inode and the kernel is
+//!   told to forget the name. The page cache is per inode, so every open
+//!   of an inode reads one state, however many read(2)s it takes and
+//!   whatever changes meanwhile (kernfs: one open, one state), and no read
+//!   of an old descriptor can put an old state in a page that a later open
+//!   would find.
+//! * A directory or a link keeps its number for the life of the mount,
+//!   with a version that is its mtime and its FUSE generation: it moves
+//!   whenever the listing changes (the kernel drops a directory's cached
+//!   listing when its mtime moved, with `FUSE_AUTO_INVAL_DATA`).
+//!
+//! The kernel holds an inode while it has LOOKUP answers for it that it
+//! has not FORGOTten; what it does not hold needs no notice.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use apmatrix_sysfs::{Node, TreeChange};
@@ -48,13 +57,26 @@ impl Looked {
             (Node::Link(target), _) => target.len() as u64,
         }
     }
+
+    fn is_file(&self) -> bool {
+        matches!(self.node, Node::File(_))
+    }
+}
+
+struct Slot {
+    path: String,
+    version: u64,
+    looked: Option<Looked>,
+    /// LOOKUP answers the kernel has not forgotten.
+    lookups: u64,
 }
 
 pub(crate) struct Inodes {
-    paths: Vec<String>,
+    slots: HashMap<u64, Slot>,
+    /// Each path's current inode. A file's older inodes are out of it but
+    /// stay in `slots`, frozen, until the kernel forgets them.
     by_path: BTreeMap<String, u64>,
-    versions: Vec<u64>,
-    looked: Vec<Option<Looked>>,
+    next_ino: u64,
     /// The last version given out.
     clock: u64,
 }
@@ -68,93 +90,189 @@ pub(crate) fn parent_and_name(path: &str) -> (&str, &str) {
 
 impl Inodes {
     pub fn new() -> Self {
+        let root = Slot {
+            path: String::new(),
+            version: 0,
+            looked: None,
+            lookups: 0,
+        };
         Inodes {
-            paths: vec![String::new(), String::new()], // 0 unused, 1 = root
+            slots: HashMap::from([(ROOT_INO, root)]),
             by_path: BTreeMap::from([(String::new(), ROOT_INO)]),
-            versions: vec![0, 0],
-            looked: vec![None, None],
+            next_ino: ROOT_INO + 1,
             clock: 0,
         }
     }
 
     pub fn path(&self, ino: u64) -> Option<&str> {
-        self.paths
-            .get(ino as usize)
-            .map(String::as_str)
-            .filter(|_| ino != 0)
+        self.slots.get(&ino).map(|s| s.path.as_str())
     }
 
-    /// Whether the kernel was ever given this path.
+    /// Whether the kernel holds the inode (the root, always).
+    fn held(&self, ino: u64) -> bool {
+        ino == ROOT_INO || self.slots.get(&ino).is_some_and(|s| s.lookups > 0)
+    }
+
+    /// Whether the kernel may have cached something of this path: only
+    /// what it holds can be stale.
     pub fn knows(&self, path: &str) -> bool {
-        self.by_path.contains_key(path)
+        self.by_path.get(path).is_some_and(|&ino| self.held(ino))
     }
 
+    /// The path's current inode, a new one if it has none.
     pub fn ino_of(&mut self, path: String) -> u64 {
         if let Some(ino) = self.by_path.get(&path) {
             return *ino;
         }
-        let ino = self.paths.len() as u64;
-        self.paths.push(path.clone());
-        self.versions.push(0);
-        self.looked.push(None);
+        let ino = self.next_ino;
+        self.next_ino += 1;
+        self.clock += 1;
+        let slot = Slot {
+            path: path.clone(),
+            version: self.clock,
+            looked: None,
+            lookups: 0,
+        };
+        self.slots.insert(ino, slot);
         self.by_path.insert(path, ino);
         ino
     }
 
     pub fn version(&self, ino: u64) -> u64 {
-        self.versions[ino as usize]
+        self.slots.get(&ino).map_or(0, |s| s.version)
     }
 
+    /// What the inode shows: a file's frozen content, whatever the host's
+    /// generation now; a directory's or link's as of `generation` only.
     pub fn looked(&self, ino: u64, generation: u64) -> Option<&Looked> {
-        self.looked[ino as usize]
+        self.slots
+            .get(&ino)?
+            .looked
             .as_ref()
-            .filter(|l| l.generation == generation)
+            .filter(|l| l.is_file() || l.generation == generation)
     }
 
     pub fn remember(&mut self, ino: u64, looked: Looked) {
-        self.looked[ino as usize] = Some(looked);
+        if let Some(slot) = self.slots.get_mut(&ino) {
+            slot.looked = Some(looked);
+        }
     }
 
-    /// A new version for an inode (its content may differ from what the
-    /// kernel has).
-    pub fn bump(&mut self, ino: u64) {
+    /// A LOOKUP answered with this inode (counted before it is sent, while
+    /// the host is held, so that a change compared after sees it held).
+    pub fn looked_up(&mut self, ino: u64) {
+        if let Some(slot) = self.slots.get_mut(&ino) {
+            slot.lookups += 1;
+        }
+    }
+
+    /// The kernel's FORGET: it dropped `n` of its lookups. An inode it no
+    /// longer holds has no pages or attributes there: a file's old inode
+    /// goes, a current one is looked up afresh when next asked for.
+    pub fn forget(&mut self, ino: u64, n: u64) {
+        if ino == ROOT_INO {
+            return;
+        }
+        let Some(slot) = self.slots.get_mut(&ino) else {
+            return;
+        };
+        slot.lookups = slot.lookups.saturating_sub(n);
+        if slot.lookups > 0 {
+            return;
+        }
+        if self.by_path.get(&slot.path) == Some(&ino) {
+            slot.looked = None;
+        } else {
+            self.slots.remove(&ino);
+        }
+    }
+
+    /// A new version for a directory or link (what the kernel has of it may
+    /// differ now).
+    fn bump(&mut self, ino: u64) {
         self.clock += 1;
-        self.versions[ino as usize] = self.clock;
-        self.looked[ino as usize] = None;
+        if let Some(slot) = self.slots.get_mut(&ino) {
+            slot.version = self.clock;
+            slot.looked = None;
+        }
     }
 
-    /// The notices for a change, with the versions of everything it
-    /// touched moved on. Paths the kernel was never given need none.
+    /// The notices for a change, with what it touched outdated here.
+    /// What the kernel does not hold needs none.
     pub fn plan(&mut self, changes: &[TreeChange]) -> Vec<Notice> {
         let mut notices = Vec::new();
         for change in changes {
             let path = change.path();
-            if let TreeChange::Gone(_) = change {
-                let (parent, name) = parent_and_name(path);
-                if let Some(&parent) = self.by_path.get(parent) {
-                    notices.push(Notice::Entry {
-                        parent,
-                        name: name.to_string(),
-                    });
+            match change {
+                TreeChange::Gone(_) => {
+                    if self.knows(path) {
+                        self.entry_notice(path, &mut notices);
+                    }
+                    // Everything below went too. The inodes a process may
+                    // still hold (a cwd, an open descriptor) must not answer
+                    // from the cache either.
+                    let below: Vec<(String, u64)> = self
+                        .by_path
+                        .range(format!("{path}/")..format!("{path}0"))
+                        .map(|(p, ino)| (p.clone(), *ino))
+                        .collect();
+                    for (p, ino) in below {
+                        self.outdate(&p, ino, false, &mut notices);
+                    }
+                    if let Some(&ino) = self.by_path.get(path) {
+                        self.outdate(path, ino, false, &mut notices);
+                    }
                 }
-                // Inodes below it that a process may still hold (a cwd, an
-                // open descriptor) must not answer from the cache either.
-                let below: Vec<u64> = self
-                    .by_path
-                    .range(format!("{path}/")..format!("{path}0"))
-                    .map(|(_, ino)| *ino)
-                    .collect();
-                for ino in below {
-                    self.bump(ino);
-                    notices.push(Notice::Inode(ino));
+                TreeChange::Content(_) | TreeChange::Listing(_) => {
+                    if let Some(&ino) = self.by_path.get(path) {
+                        self.outdate(path, ino, true, &mut notices);
+                    }
                 }
-            }
-            if let Some(&ino) = self.by_path.get(path) {
-                self.bump(ino);
-                notices.push(Notice::Inode(ino));
             }
         }
         notices
+    }
+
+    fn entry_notice(&self, path: &str, notices: &mut Vec<Notice>) {
+        let (parent, name) = parent_and_name(path);
+        if let Some(&parent) = self.by_path.get(parent) {
+            notices.push(Notice::Entry {
+                parent,
+                name: name.to_string(),
+            });
+        }
+    }
+
+    /// What the kernel holds of `path`'s inode is old. A file held is given
+    /// a new inode at its next lookup (and, with `name`, the kernel is told
+    /// to forget the name); a file not held is simply looked up afresh; a
+    /// directory or link gets a new version and an inode notice.
+    fn outdate(&mut self, path: &str, ino: u64, name: bool, notices: &mut Vec<Notice>) {
+        let held = self.held(ino);
+        let file = self
+            .slots
+            .get(&ino)
+            .and_then(|s| s.looked.as_ref())
+            .is_some_and(Looked::is_file);
+        match (file, held) {
+            (true, true) => {
+                self.by_path.remove(path);
+                if name {
+                    self.entry_notice(path, notices);
+                }
+            }
+            (true, false) => {
+                if let Some(slot) = self.slots.get_mut(&ino) {
+                    slot.looked = None;
+                }
+            }
+            (false, held) => {
+                self.bump(ino);
+                if held {
+                    notices.push(Notice::Inode(ino));
+                }
+            }
+        }
     }
 }
 

@@ -8,13 +8,16 @@
 //!   and the kernel is told to forget them before the change is
 //!   acknowledged ([`Invalidator`]), so that every later lookup, stat or
 //!   listing by any process sees the new state;
-//! * every open is direct I/O and reads the content as it was at open, as
-//!   kernfs does (one open, one state, however many read(2)s), so each
-//!   write(2) reaches the server and a refused write fails write(2) itself
-//!   with the kernel's errno. (The page cache was tried: a read spanning a
-//!   change's notice, or a write through a cached page, showed values the
-//!   attribute never had.) Directories are opened by the kernel alone
-//!   (OPENDIR answers ENOSYS), which then caches their listings;
+//! * a file opened for reading reads the kernel's page cache, and an open
+//!   reads one state however many read(2)s it takes, as kernfs: a file's
+//!   inode is one content, and a changed file is given a new inode (its
+//!   name forgotten) rather than having its pages dropped, so no read of
+//!   an older descriptor can tear or refill what a later open reads.
+//!   Opened for writing, a file is direct I/O: each write(2) reaches the
+//!   server, a refused write fails write(2) itself with the kernel's errno,
+//!   and no reader sees bytes the server has not accepted. Directories are
+//!   opened by the kernel alone (OPENDIR answers ENOSYS), which then caches
+//!   their listings;
 //! * one write(2) is one whole value; O_TRUNC is accepted and ignored;
 //!   writes over 4096 bytes fail with E2BIG as sysfs's do;
 //! * files are owned by root with sysfs's modes; opening an attribute for

@@ -126,3 +126,50 @@ ls ../../../../bus/mdev/devices
     );
     drop(session);
 }
+
+/// The page cache keeps a file's content (the kernel reads it once), yet
+/// an open reads one state however many read(2)s it takes and whatever
+/// changes meanwhile, as kernfs; an open made after a change's write(2)
+/// returned reads the new state, even after an older descriptor has read
+/// (and so filled pages with) the old one.
+#[test]
+fn one_open_reads_one_state_and_a_later_open_the_new_one() {
+    use std::io::{Read, Write};
+    if !fuse_available() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let _session = spawn(MemoryBackend::new(Host::seed_example()), dir.path()).unwrap();
+    let apmask = dir.path().join("bus/ap/apmask");
+    let read_all = |f: &mut std::fs::File| {
+        let mut s = String::new();
+        f.read_to_string(&mut s).unwrap();
+        s
+    };
+    let old = format!("0x{}\n", "f".repeat(64));
+    let new = format!("0xf7{}\n", "f".repeat(62));
+    // Cached: the first open's pages serve the second.
+    assert_eq!(read_all(&mut std::fs::File::open(&apmask).unwrap()), old);
+
+    let mut torn = std::fs::File::open(&apmask).unwrap();
+    let mut head = [0u8; 4];
+    torn.read_exact(&mut head).unwrap();
+    let mut filler = std::fs::File::open(&apmask).unwrap();
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&apmask)
+        .unwrap()
+        .write_all(b"-4\n")
+        .unwrap();
+    // Opened before the change: the old state to its end, not a mix.
+    let rest = read_all(&mut torn);
+    assert_eq!(
+        format!("{}{rest}", std::str::from_utf8(&head).unwrap()),
+        old
+    );
+    assert_eq!(read_all(&mut filler), old);
+    // Opened after: the new state, and its size agrees.
+    assert_eq!(read_all(&mut std::fs::File::open(&apmask).unwrap()), new);
+    assert_eq!(std::fs::metadata(&apmask).unwrap().len(), new.len() as u64);
+    assert_eq!(std::fs::read_to_string(&apmask).unwrap(), new);
+}
