@@ -389,6 +389,7 @@ impl<B: Backend> Filesystem for SysfsFs<B> {
                     let child_ino = inodes.ino_of(join(&path, &name));
                     entries.push((child_ino, file_type(kind), name));
                 }
+                inodes.listed(ino);
                 Ok(entries)
             });
             let entries = match listed {

@@ -20,9 +20,10 @@
 //! has not FORGOTten; what it does not hold needs no notice.
 
 use std::collections::{BTreeMap, HashMap};
+use std::ops::Bound;
 use std::sync::Arc;
 
-use apmatrix_sysfs::{Node, TreeChange};
+use apmatrix_sysfs::{Cached, Node, TreeChange};
 
 /// What the kernel must be told after a change.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -69,6 +70,9 @@ struct Slot {
     looked: Option<Looked>,
     /// LOOKUP answers the kernel has not forgotten.
     lookups: u64,
+    /// A directory whose listing the kernel may have cached (it was read
+    /// since its last notice).
+    listed: bool,
 }
 
 pub(crate) struct Inodes {
@@ -95,6 +99,7 @@ impl Inodes {
             version: 0,
             looked: None,
             lookups: 0,
+            listed: false,
         };
         Inodes {
             slots: HashMap::from([(ROOT_INO, root)]),
@@ -132,6 +137,7 @@ impl Inodes {
             version: self.clock,
             looked: None,
             lookups: 0,
+            listed: false,
         };
         self.slots.insert(ino, slot);
         self.by_path.insert(path, ino);
@@ -166,6 +172,13 @@ impl Inodes {
         }
     }
 
+    /// A directory's listing answered (the kernel caches it).
+    pub fn listed(&mut self, ino: u64) {
+        if let Some(slot) = self.slots.get_mut(&ino) {
+            slot.listed = true;
+        }
+    }
+
     /// The kernel's FORGET: it dropped `n` of its lookups. An inode it no
     /// longer holds has no pages or attributes there: a file's old inode
     /// goes, a current one is looked up afresh when next asked for.
@@ -194,6 +207,9 @@ impl Inodes {
         if let Some(slot) = self.slots.get_mut(&ino) {
             slot.version = self.clock;
             slot.looked = None;
+            // Its cached listing is dropped at its next use (its mtime
+            // moved): a later change of it needs no notice.
+            slot.listed = false;
         }
     }
 
@@ -276,7 +292,131 @@ impl Inodes {
     }
 }
 
+impl Cached for Inodes {
+    fn holds(&self, path: &str) -> bool {
+        self.knows(path)
+    }
+
+    fn holds_listing(&self, path: &str) -> bool {
+        self.by_path
+            .get(path)
+            .is_some_and(|&ino| self.held(ino) && self.slots.get(&ino).is_some_and(|s| s.listed))
+    }
+
+    /// The names registered directly in `path`, found by skipping over
+    /// each one's subtree: the paths that start with `name/` are exactly
+    /// those from `name/` up to `name0` (`'0'` follows `'/'`).
+    fn names_in(&self, path: &str) -> Option<Vec<String>> {
+        let prefix = if path.is_empty() {
+            String::new()
+        } else {
+            format!("{path}/")
+        };
+        let mut names = Vec::new();
+        let mut from = Bound::Excluded(prefix.clone());
+        while let Some((key, &ino)) = self
+            .by_path
+            .range::<str, _>((from.as_ref().map(String::as_str), Bound::Unbounded))
+            .next()
+        {
+            let Some(rest) = key.strip_prefix(&prefix) else {
+                break;
+            };
+            from = match rest.split_once('/') {
+                Some((name, _)) => Bound::Included(format!("{prefix}{name}0")),
+                None => {
+                    if self.held(ino) {
+                        names.push(rest.to_string());
+                    }
+                    Bound::Excluded(key.clone())
+                }
+            };
+        }
+        Some(names)
+    }
+}
+
 /// Whether the notices can be sent from the thread that answers requests.
 pub(crate) fn inline_safe(notices: &[Notice]) -> bool {
     notices.iter().all(|n| matches!(n, Notice::Inode(_)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn held(inodes: &mut Inodes, path: &str) -> u64 {
+        let ino = inodes.ino_of(path.to_string());
+        inodes.looked_up(ino);
+        ino
+    }
+
+    #[test]
+    fn names_in_lists_the_held_names_of_a_directory_only() {
+        let mut inodes = Inodes::new();
+        for p in [
+            "a",
+            "a/x",
+            "a/x-y",
+            "a/x/deep",
+            "a/x/deep/er",
+            "a/y",
+            "a0",
+            "b",
+        ] {
+            held(&mut inodes, p);
+        }
+        inodes.ino_of("a/seen-not-held".into()); // listed by a readdir only
+        assert_eq!(inodes.names_in("a").unwrap(), ["x", "x-y", "y"]);
+        assert_eq!(inodes.names_in("a/x").unwrap(), ["deep"]);
+        assert_eq!(inodes.names_in("").unwrap(), ["a", "a0", "b"]);
+        assert!(inodes.names_in("b").unwrap().is_empty());
+    }
+
+    #[test]
+    fn a_held_file_that_changed_gets_a_new_inode_and_its_name_forgotten() {
+        let mut inodes = Inodes::new();
+        let dir = held(&mut inodes, "d");
+        let file = held(&mut inodes, "d/f");
+        let looked = |content: &str| Looked {
+            generation: 0,
+            node: Node::Dir(apmatrix_sysfs::Dir::Root),
+            content: Some(content.as_bytes().into()),
+        };
+        inodes.remember(dir, looked(""));
+        let file_node =
+            apmatrix_sysfs::lookup(&apmatrix_model::Host::seed_example(), "bus/ap/apmask").unwrap();
+        inodes.remember(
+            file,
+            Looked {
+                node: file_node,
+                ..looked("old\n")
+            },
+        );
+        let notices = inodes.plan(&[TreeChange::Content("d/f".into())]);
+        assert_eq!(
+            notices,
+            [Notice::Entry {
+                parent: dir,
+                name: "f".into()
+            }]
+        );
+        // The old inode keeps its content for the descriptors open on it
+        // until the kernel forgets it; the path gets a new one.
+        assert_eq!(
+            inodes.looked(file, 99).unwrap().content.as_deref(),
+            Some(&b"old\n"[..])
+        );
+        let new = inodes.ino_of("d/f".into());
+        assert_ne!(new, file);
+        assert!(!inodes.knows("d/f"), "not held until looked up");
+        inodes.forget(file, 1);
+        assert!(inodes.path(file).is_none(), "forgotten: gone");
+        // A directory keeps its number; a listing is noticed only if held.
+        assert!(inodes.plan(&[TreeChange::Listing("d".into())]) == [Notice::Inode(dir)]);
+        inodes.listed(dir);
+        assert!(inodes.holds_listing("d"));
+        inodes.plan(&[TreeChange::Listing("d".into())]);
+        assert!(!inodes.holds_listing("d"), "dropped at its next use");
+    }
 }

@@ -142,8 +142,7 @@ impl Invalidator {
     /// What the tree shows differently in `after` than in `before`, of
     /// what the kernel may have cached (the rest it was never given).
     pub fn changes(&self, before: &Host, after: &Host) -> Vec<TreeChange> {
-        let inodes = self.inodes();
-        apmatrix_sysfs::tree_changes_known(before, after, &|path| inodes.knows(path))
+        apmatrix_sysfs::tree_changes_known(before, after, &*self.inodes())
     }
 
     /// As [`Invalidator::forget`], for a change no one waits for; never

@@ -37,6 +37,35 @@ impl TreeChange {
     }
 }
 
+/// What a cache of the tree (the kernel's, fed by a FUSE server) may hold:
+/// only that can be stale, so only that is compared and reported.
+pub trait Cached {
+    /// Whether it may hold the entry at `path` (its attributes, content or
+    /// link target). A cache holds an entry's directory when it holds the
+    /// entry (a name is looked up in its directory).
+    fn holds(&self, path: &str) -> bool;
+    /// Whether it may hold the listing of the directory at `path`.
+    fn holds_listing(&self, path: &str) -> bool;
+    /// The names in the directory at `path` whose entries it may hold;
+    /// `None`: it cannot tell, look at all of them.
+    fn names_in(&self, path: &str) -> Option<Vec<String>>;
+}
+
+/// A cache that holds the whole tree.
+struct Everything;
+
+impl Cached for Everything {
+    fn holds(&self, _path: &str) -> bool {
+        true
+    }
+    fn holds_listing(&self, _path: &str) -> bool {
+        true
+    }
+    fn names_in(&self, _path: &str) -> Option<Vec<String>> {
+        None
+    }
+}
+
 /// The path of a directory of the tree (`host` names the mdev driver).
 pub fn dir_path(host: &Host, dir: Dir) -> String {
     let matrix = "devices/vfio_ap/matrix";
@@ -87,9 +116,9 @@ fn join(dir: &str, name: &str) -> String {
 struct Diff<'a> {
     before: &'a Host,
     after: &'a Host,
-    /// Whether the kernel may hold this path: what it was never given it
-    /// cannot have cached, so it is neither compared nor reported.
-    known: &'a dyn Fn(&str) -> bool,
+    /// What the kernel may hold: what it was never given it cannot have
+    /// cached, so it is neither compared nor reported.
+    cached: &'a dyn Cached,
     out: BTreeSet<TreeChange>,
 }
 
@@ -102,13 +131,13 @@ impl Diff<'_> {
     /// (the matrix device's mdevs, the AP root's cards).
     fn files(&mut self, dir: Dir, table: fn(&Host) -> Vec<File>) {
         let path = self.path(dir);
-        if !(self.known)(&path) {
+        if !self.cached.holds(&path) {
             return;
         }
         let (old, new) = (table(self.before), table(self.after));
         for f in &old {
             let entry = join(&path, f.name());
-            if !(self.known)(&entry) {
+            if !self.cached.holds(&entry) {
                 continue;
             }
             match new.iter().find(|g| g.name() == f.name()) {
@@ -121,7 +150,9 @@ impl Diff<'_> {
                 Some(_) => {}
             }
         }
-        if old.len() != new.len() || old.iter().zip(&new).any(|(f, g)| f.name() != g.name()) {
+        if self.cached.holds_listing(&path)
+            && (old.len() != new.len() || old.iter().zip(&new).any(|(f, g)| f.name() != g.name()))
+        {
             self.out.insert(TreeChange::Listing(path));
         }
     }
@@ -131,7 +162,7 @@ impl Diff<'_> {
     fn dir(&mut self, dir: Dir) {
         let path = self.path(dir);
         // Nothing below a directory the kernel was never given is known.
-        if !(self.known)(&path) {
+        if !self.cached.holds(&path) {
             return;
         }
         let (was, is) = (dir_exists(self.before, dir), dir_exists(self.after, dir));
@@ -142,13 +173,26 @@ impl Diff<'_> {
         if !(was && is) {
             return; // new: its parent's listing says so
         }
-        let old = children(self.before, dir);
-        if old != children(self.after, dir) {
-            self.out.insert(TreeChange::Listing(path.clone()));
+        // Only a listing held is compared, and only the entries held.
+        let mut listed = None;
+        if self.cached.holds_listing(&path) {
+            let old = children(self.before, dir);
+            if old != children(self.after, dir) {
+                self.out.insert(TreeChange::Listing(path.clone()));
+            }
+            listed = Some(old);
         }
-        for (name, _) in old {
+        let names = match self.cached.names_in(&path) {
+            Some(names) => names,
+            None => listed
+                .unwrap_or_else(|| children(self.before, dir))
+                .into_iter()
+                .map(|(name, _)| name)
+                .collect(),
+        };
+        for name in names {
             let entry = join(&path, &name);
-            if !(self.known)(&entry) {
+            if !self.cached.holds(&entry) {
                 continue;
             }
             match (
@@ -181,16 +225,18 @@ impl Diff<'_> {
             return;
         }
         let path = self.path(dir);
-        if !(self.known)(&path) {
+        if !self.cached.holds(&path) {
             return;
         }
         for name in gone {
             let entry = join(&path, &name);
-            if (self.known)(&entry) {
+            if self.cached.holds(&entry) {
                 self.out.insert(TreeChange::Gone(entry));
             }
         }
-        self.out.insert(TreeChange::Listing(path));
+        if self.cached.holds_listing(&path) {
+            self.out.insert(TreeChange::Listing(path));
+        }
     }
 
     /// A queue's directory and the driver directories that link to it;
@@ -241,17 +287,13 @@ impl Diff<'_> {
 /// Everything of the tree that differs between `before` and `after` (two
 /// states of one host, or of one guest's bus).
 pub fn tree_changes(before: &Host, after: &Host) -> Vec<TreeChange> {
-    tree_changes_known(before, after, &|_| true)
+    tree_changes_known(before, after, &Everything)
 }
 
-/// [`tree_changes`], limited to the paths `known` says a cache may hold
-/// (a FUSE server's: those it gave the kernel), so that a change costs in
+/// [`tree_changes`], limited to what `cached` says a cache may hold (a
+/// FUSE server's: what it gave the kernel), so that a change costs in
 /// proportion to what is cached, not to the size of the tree.
-pub fn tree_changes_known(
-    before: &Host,
-    after: &Host,
-    known: &dyn Fn(&str) -> bool,
-) -> Vec<TreeChange> {
+pub fn tree_changes_known(before: &Host, after: &Host, cached: &dyn Cached) -> Vec<TreeChange> {
     let changes = after.changes_since(before);
     if changes.is_empty() {
         return Vec::new();
@@ -259,7 +301,7 @@ pub fn tree_changes_known(
     let mut diff = Diff {
         before,
         after,
-        known,
+        cached,
         out: BTreeSet::new(),
     };
     if changes.bus {

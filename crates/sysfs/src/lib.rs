@@ -25,7 +25,7 @@ pub use attrs::{
     read, write, write_target, BusAttr, CardAttr, File, MatrixAttr, MdevAttr, QueueAttr, RootAttr,
     RootDevice, TypeAttr,
 };
-pub use changes::{dir_path, tree_changes, tree_changes_known, TreeChange};
+pub use changes::{dir_path, tree_changes, tree_changes_known, Cached, TreeChange};
 pub use view::{list_path, lookup, read_path, resolve_path, write_path, AccessError, SysfsView};
 
 /// The mdev bus's driver for vfio_ap mdevs (an mdev's `driver` link): the

@@ -11,7 +11,7 @@ use apmatrix_model::{
     AdapterId, Apqn, CardMode, CpuModel, Host, Mask256, MaskKind, MatrixAxis, Op, Topology,
 };
 use apmatrix_sysfs::{
-    child, children, read, tree_changes, tree_changes_known, Dir, Node, TreeChange,
+    child, children, read, tree_changes, tree_changes_known, Cached, Dir, Node, TreeChange,
 };
 use proptest::prelude::*;
 use uuid::Uuid;
@@ -226,6 +226,49 @@ fn op() -> impl Strategy<Value = Op> {
     ]
 }
 
+/// A path's bits, spread (FNV-1a), to pick some paths out of every part of
+/// the tree.
+fn spread(path: &str) -> u64 {
+    path.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
+    })
+}
+
+/// A cache that was given the paths of `known` that are closed under
+/// parents, and the listings of about half of those.
+struct Cache {
+    known: std::collections::BTreeSet<String>,
+}
+
+impl Cached for Cache {
+    fn holds(&self, path: &str) -> bool {
+        let mut p = path;
+        loop {
+            if !self.known.contains(p) {
+                return false;
+            }
+            if p.is_empty() {
+                return true;
+            }
+            p = parent(p);
+        }
+    }
+
+    fn holds_listing(&self, path: &str) -> bool {
+        self.holds(path) && spread(path) % 8 < 4
+    }
+
+    fn names_in(&self, path: &str) -> Option<Vec<String>> {
+        let names = self
+            .known
+            .iter()
+            .filter(|p| !p.is_empty() && parent(p) == path)
+            .map(|p| p.rsplit('/').next().unwrap_or(p).to_string())
+            .collect();
+        Some(names)
+    }
+}
+
 proptest! {
     #![proptest_config(ProptestConfig { cases: 200, ..ProptestConfig::default() })]
 
@@ -258,28 +301,22 @@ proptest! {
             }
             check(&before, &host).map_err(|e| TestCaseError::fail(format!("after {op:?}: {e}")))?;
             // What a cache was given is closed under parents (a name is
-            // looked up in its directory): limited to such a set, the
-            // changes are exactly the full ones on it.
-            let known: std::collections::BTreeSet<String> = tree(&before)
-                .into_keys()
-                .filter(|p| p.is_empty() || p.len() % 3 != 0)
-                .collect();
-            let closed = |p: &str| {
-                let mut p = p;
-                loop {
-                    if !known.contains(p) {
-                        return false;
-                    }
-                    if p.is_empty() {
-                        return true;
-                    }
-                    p = parent(p);
-                }
+            // looked up in its directory), and it holds some of those
+            // directories' listings: limited to such a cache, the changes
+            // are exactly the full ones on it.
+            let cache = Cache {
+                known: tree(&before)
+                    .into_keys()
+                    .filter(|p| p.is_empty() || !spread(p).is_multiple_of(4))
+                    .collect(),
             };
-            let limited = tree_changes_known(&before, &host, &|p| closed(p));
+            let limited = tree_changes_known(&before, &host, &cache);
             let expected: Vec<TreeChange> = tree_changes(&before, &host)
                 .into_iter()
-                .filter(|c| closed(c.path()))
+                .filter(|c| match c {
+                    TreeChange::Listing(p) => cache.holds_listing(p),
+                    _ => cache.holds(c.path()),
+                })
                 .collect();
             prop_assert_eq!(limited, expected);
             // A CLI command hands the server a whole new host, loaded from

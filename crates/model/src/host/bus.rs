@@ -1,6 +1,8 @@
 //! The AP bus: apmask and aqmask, and which driver each queue is bound to
 //! (seed rule 4; kernel.md §3).
 
+use std::sync::Arc;
+
 use super::{Driver, Effects, Host, Rebind, WriteTarget};
 use crate::error::{ApError, ApqnList, MaskKind};
 use crate::ids::{AdapterId, Apqn};
@@ -8,18 +10,30 @@ use crate::mask::Mask256;
 use crate::profile::{MaskReclaim, QueueInUse};
 use crate::topology::Card;
 
-/// Per adapter: the domains whose queue is bound to each driver.
+/// Per adapter: the domains whose queue is bound to each driver. Shared
+/// between copies of the host until one rebinds (the server keeps a copy
+/// before each change to compare with, and most changes bind nothing).
 #[derive(Clone, PartialEq, Eq)]
 pub(super) struct Bindings {
-    pub(super) zcrypt: Box<[Mask256; 256]>,
-    pub(super) vfio: Box<[Mask256; 256]>,
+    pub(super) zcrypt: Arc<[Mask256; 256]>,
+    pub(super) vfio: Arc<[Mask256; 256]>,
 }
 
 impl Bindings {
     pub(super) fn new() -> Self {
         Bindings {
-            zcrypt: Box::new([Mask256::EMPTY; 256]),
-            vfio: Box::new([Mask256::EMPTY; 256]),
+            zcrypt: Arc::new([Mask256::EMPTY; 256]),
+            vfio: Arc::new([Mask256::EMPTY; 256]),
+        }
+    }
+
+    /// Sets an adapter's rows, copying a shared table only if one changes.
+    pub(super) fn set(&mut self, adapter: usize, zcrypt: Mask256, vfio: Mask256) {
+        if self.zcrypt[adapter] != zcrypt {
+            Arc::make_mut(&mut self.zcrypt)[adapter] = zcrypt;
+        }
+        if self.vfio[adapter] != vfio {
+            Arc::make_mut(&mut self.vfio)[adapter] = vfio;
         }
     }
 }
@@ -242,8 +256,7 @@ impl Host {
                 let of_card = entering.iter().map(|d| Apqn::new(card.id.0, d));
                 self.offline_queues.extend(of_card);
             }
-            self.bindings.zcrypt[a] = zcrypt;
-            self.bindings.vfio[a] = vfio;
+            self.bindings.set(a, zcrypt, vfio);
         }
         changes
     }

@@ -204,8 +204,8 @@ impl Host {
     fn drop_card(&mut self, adapter: AdapterId) -> Vec<Rebind> {
         self.topology.cards.remove(&adapter);
         let a = adapter.0 as usize;
-        let z = std::mem::replace(&mut self.bindings.zcrypt[a], Mask256::EMPTY);
-        let v = std::mem::replace(&mut self.bindings.vfio[a], Mask256::EMPTY);
+        let (z, v) = (self.bindings.zcrypt[a], self.bindings.vfio[a]);
+        self.bindings.set(a, Mask256::EMPTY, Mask256::EMPTY);
         let of_card = Apqn::new(adapter.0, 0)..=Apqn::new(adapter.0, 255);
         let offline: Vec<Apqn> = self.offline_queues.range(of_card).copied().collect();
         for q in offline {
