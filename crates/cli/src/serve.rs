@@ -6,7 +6,6 @@ use std::ffi::CString;
 use std::fs;
 use std::io;
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -80,7 +79,6 @@ pub fn mount(store: Store, dir: &Path, options: ServerOptions) -> Result<String,
     let invalidator = live.invalidator();
     let session = apmatrix_fuse::spawn_invalidated(live, dir, invalidator)
         .map_err(|e| mount_error(dir, e))?;
-    let mounted_dev = fs::metadata(dir).map(|m| m.dev()).ok();
     crate::style::say(format_args!(
         "apmatrix: serving {} at {} (Ctrl-C to unmount)",
         host_path.display(),
@@ -95,15 +93,22 @@ pub fn mount(store: Store, dir: &Path, options: ServerOptions) -> Result<String,
         // siginfo wanted: null is allowed).
         let sig = unsafe { libc::sigtimedwait(&signals, std::ptr::null_mut(), &timeout) };
         if sig > 0 {
+            drop(session); // unmounts DIR
             break;
         }
-        // Unmounted from outside (umount DIR): nothing left to serve.
-        if fs::metadata(dir).map(|m| m.dev()).ok() != mounted_dev {
+        // Unmounted from outside (umount DIR): the session has ended, the
+        // kernel having closed its connection. (Not DIR's device number:
+        // a mount made there since may have been given the same one.)
+        if session.guard.is_finished() {
             crate::style::say(format_args!("apmatrix: {} was unmounted", dir.display()));
+            // Not dropped: fuser 0.16 would unmount DIR again, and so
+            // whatever is mounted there now (its check of the connection
+            // takes a closed one for open). Its descriptor closes as the
+            // process exits.
+            std::mem::forget(session);
             break;
         }
     }
-    drop(session);
     drop(serving);
     Ok(String::new())
 }

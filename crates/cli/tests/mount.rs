@@ -141,3 +141,30 @@ fn kill_9_mid_writes_loses_no_returned_write() {
         "only {logged} writes returned before the kills"
     );
 }
+
+/// `umount DIR` from outside ends the server, even when another server
+/// mounts DIR at once (the kernel may give the new mount the old one's
+/// device number, so DIR's device says nothing).
+#[test]
+fn an_unmount_from_outside_ends_the_server_whatever_is_mounted_there_next() {
+    if !fuse_usable() {
+        return;
+    }
+    let (_tmp, host, dir) = fresh_host();
+    let (_tmp2, other, _) = fresh_host();
+    let mut first = Served::start(&host, &dir);
+    assert!(sh(&format!("umount {}", dir.display())).status.success());
+    let mut second = Served::start(&other, &dir);
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while first.running() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the unmounted server still runs"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // The new one serves on, and the first one's host is free again.
+    assert!(second.running());
+    assert!(dir.join("bus/ap/apmask").exists());
+    cli(&host, &["mask", "show"]);
+}
