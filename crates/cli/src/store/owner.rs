@@ -32,6 +32,10 @@ struct Owned {
     /// The exclusive lock; `None` once the server has stopped.
     lock: Option<std::fs::File>,
     host: Host,
+    /// The host as the tree last showed it: each change is compared with
+    /// it, then applied to it too, so that no change copies the host (a
+    /// copy of a 256 x 256 host costs a hundred times an operation).
+    shown: Host,
     /// Counts the host's changes: FUSE keeps what it looked up until it
     /// moves, and a CLI change applies only on the generation it read.
     generation: u64,
@@ -124,6 +128,7 @@ impl Owned {
         let (loaded, journal) = load_to_append(&self.place)?;
         self.journal = journal;
         self.host = loaded.host;
+        self.shown = self.host.clone();
         self.tag = loaded.tag;
         self.generation += 1;
         Ok(())
@@ -135,13 +140,37 @@ impl Owned {
         self.invalidator.changes(before, self.viewed())
     }
 
+    /// What the tree shows changed since it last showed anything, as
+    /// `shown` has it.
+    fn shown_changes(&self) -> Vec<TreeChange> {
+        self.tree_changes(view(&self.shown, &self.guest, &self.no_guest))
+    }
+
+    /// Tells udev's monitors what changed since the tree last showed
+    /// anything (a durable change: one taken back is never announced),
+    /// then brings `shown` up to the host by applying `op` to it as well.
+    fn show(&mut self, op: &Op) {
+        let before = view(&self.shown, &self.guest, &self.no_guest);
+        announce(
+            &mut self.udev,
+            before,
+            view(&self.host, &self.guest, &self.no_guest),
+        );
+        // The model is deterministic: the same operation on the same
+        // state gives the same state. Should it ever not, take a copy.
+        if self.shown.apply(op).is_err() {
+            debug_assert!(false, "{op:?} applied to the host but not to its twin");
+            self.shown = self.host.clone();
+        }
+        debug_assert!(self.shown.to_state() == self.host.to_state());
+    }
+
     /// One write(2) through the tree: applied, journaled, then answered
     /// (with what it changed in the tree, for the kernel to forget first).
     fn write_path(&mut self, path: &str, data: &[u8]) -> Result<WriteOutcome, StoreError> {
         if self.stopped() {
             return Err(StoreError::Stopped);
         }
-        let before = self.viewed().clone();
         let result = match self.guest.clone() {
             None => apmatrix_sysfs::write_path(&mut self.host, path, data),
             Some(guest) => self.write_guest_path(&guest, path, data),
@@ -149,8 +178,8 @@ impl Owned {
         match result {
             Ok(written) if written.op.is_some() => {
                 self.commit(&written)?;
-                let changes = self.tree_changes(&before);
-                self.announce(&before);
+                let changes = self.shown_changes();
+                self.show(written.op.as_ref().expect("matched"));
                 Ok((Ok(written), changes))
             }
             Ok(written) => {
@@ -176,7 +205,6 @@ impl Owned {
         if self.stopped() {
             return Err(StoreError::Stopped);
         }
-        let before = self.viewed().clone();
         let Ok(effects) = self.host.apply(op) else {
             return Ok(());
         };
@@ -185,16 +213,9 @@ impl Owned {
             effects,
         })?;
         // No one waits for a scan: the kernel forgets as soon as it can.
-        self.invalidator.forget_soon(&self.tree_changes(&before));
-        self.announce(&before);
+        self.invalidator.forget_soon(&self.shown_changes());
+        self.show(op);
         Ok(())
-    }
-
-    /// Tells udev's monitors what changed since `before` (a durable change:
-    /// one taken back is never announced).
-    fn announce(&mut self, before: &Host) {
-        let viewed = view(&self.host, &self.guest, &self.no_guest);
-        announce(&mut self.udev, before, viewed);
     }
 
     /// A change just applied to the host: counted, then made durable, or
@@ -272,6 +293,7 @@ impl Owned {
                 let changes = self.tree_changes(before);
                 let after = view(&self.host, &self.guest, &self.no_guest);
                 announce(&mut self.udev, before, after);
+                self.shown = self.host.clone();
                 self.tag = Some(tag);
                 self.journal = None;
                 self.generation += 1;
@@ -410,6 +432,7 @@ pub fn start(
         lock: Some(lock_file),
         generation: 0,
         no_guest: Host::stopped_guest_bus(loaded.host.profile()),
+        shown: loaded.host.clone(),
         host: loaded.host,
         tag: loaded.tag,
         journal,
