@@ -34,6 +34,20 @@ const AUTO_INVAL_DATA: u64 = 1 << 12;
 /// `FUSE_CACHE_SYMLINKS`: link targets are kept in the page cache too.
 const CACHE_SYMLINKS: u64 = 1 << 23;
 
+/// Makes the thread that answers requests (this one: INIT is its first)
+/// a batch thread: woken by a request no one waits for (a RELEASE at
+/// close(2), a FORGET), it does not take the CPU from the process that
+/// sent it, but answers once that process waits for something (often its
+/// next OPEN, answered in the same turn). A request someone waits for is
+/// answered as soon as before: the waiting process has given up the CPU.
+fn batch_scheduling() {
+    let param = libc::sched_param { sched_priority: 0 };
+    // SAFETY: sched_setscheduler(2) on the calling thread (0) with a valid
+    // sched_param; SCHED_BATCH needs no privilege, and a failure only
+    // leaves the policy as it was.
+    unsafe { libc::sched_setscheduler(0, libc::SCHED_BATCH, &param) };
+}
+
 /// The FUSE file system over a [`Backend`].
 pub struct SysfsFs<B: Backend> {
     backend: B,
@@ -168,6 +182,7 @@ impl<B: Backend> Filesystem for SysfsFs<B> {
             .add_capabilities(AUTO_INVAL_DATA)
             .map_err(|_| libc::ENOSYS)?;
         let _ = config.add_capabilities(CACHE_SYMLINKS);
+        batch_scheduling();
         Ok(())
     }
 
