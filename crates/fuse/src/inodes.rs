@@ -23,7 +23,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::ops::Bound;
 use std::sync::Arc;
 
-use apmatrix_sysfs::{Cached, Node, TreeChange};
+use apmatrix_sysfs::{Cached, Dir, Node, TreeChange};
 
 /// What the kernel must be told after a change.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -80,6 +80,10 @@ pub(crate) struct Inodes {
     /// Each path's current inode. A file's older inodes are out of it but
     /// stay in `slots`, frozen, until the kernel forgets them.
     by_path: BTreeMap<String, u64>,
+    /// The inodes each directory of the tree was given (one, unless its
+    /// path moved with the host's profile), so that a change can pass over
+    /// the directories the kernel does not hold without printing a path.
+    dirs: HashMap<Dir, Vec<u64>>,
     next_ino: u64,
     /// The last version given out.
     clock: u64,
@@ -104,6 +108,7 @@ impl Inodes {
         Inodes {
             slots: HashMap::from([(ROOT_INO, root)]),
             by_path: BTreeMap::from([(String::new(), ROOT_INO)]),
+            dirs: HashMap::new(),
             next_ino: ROOT_INO + 1,
             clock: 0,
         }
@@ -159,6 +164,12 @@ impl Inodes {
     }
 
     pub fn remember(&mut self, ino: u64, looked: Looked) {
+        if let Node::Dir(dir) = looked.node {
+            let inos = self.dirs.entry(dir).or_default();
+            if !inos.contains(&ino) {
+                inos.push(ino);
+            }
+        }
         if let Some(slot) = self.slots.get_mut(&ino) {
             slot.looked = Some(looked);
         }
@@ -297,6 +308,16 @@ impl Cached for Inodes {
         self.knows(path)
     }
 
+    /// The root is always held; another directory only if an inode it
+    /// was given is (the kernel looked it up, so it was remembered).
+    fn holds_dir(&self, dir: Dir) -> bool {
+        dir == Dir::Root
+            || self
+                .dirs
+                .get(&dir)
+                .is_some_and(|inos| inos.iter().any(|&ino| self.held(ino)))
+    }
+
     fn holds_listing(&self, path: &str) -> bool {
         self.by_path
             .get(path)
@@ -418,5 +439,27 @@ mod tests {
         assert!(inodes.holds_listing("d"));
         inodes.plan(&[TreeChange::Listing("d".into())]);
         assert!(!inodes.holds_listing("d"), "dropped at its next use");
+    }
+
+    #[test]
+    fn a_directory_is_held_while_an_inode_it_was_given_is() {
+        let mut inodes = Inodes::new();
+        let u = uuid::Uuid::from_u128(1);
+        let ino = inodes.ino_of(format!("devices/vfio_ap/matrix/{u}"));
+        inodes.remember(
+            ino,
+            Looked {
+                generation: 0,
+                node: Node::Dir(Dir::Mdev(u)),
+                content: None,
+            },
+        );
+        assert!(!inodes.holds_dir(Dir::Mdev(u)), "remembered, not looked up");
+        inodes.looked_up(ino);
+        assert!(inodes.holds_dir(Dir::Mdev(u)));
+        assert!(!inodes.holds_dir(Dir::Mdev(uuid::Uuid::from_u128(2))));
+        assert!(inodes.holds_dir(Dir::Root));
+        inodes.forget(ino, 1);
+        assert!(!inodes.holds_dir(Dir::Mdev(u)));
     }
 }

@@ -8,8 +8,10 @@
 
 use std::hint::black_box;
 
+use std::collections::BTreeSet;
+
 use apmatrix_model::{Host, Mask256, MaskKind, MatrixAxis, Topology, SEED};
-use apmatrix_sysfs::tree_changes;
+use apmatrix_sysfs::{tree_changes, tree_changes_known, Cached, Dir};
 use criterion::{criterion_group, criterion_main, Criterion};
 use uuid::Uuid;
 
@@ -72,9 +74,101 @@ fn benches(c: &mut Criterion) {
     });
 }
 
+/// What the kernel holds in `scripts/bench-fuse`'s `change` loop: the
+/// paths to the mdev's two attributes, the tree's top directories, and the
+/// listing of `bus/ap/devices`.
+struct Held(BTreeSet<String>, Vec<Dir>);
+
+impl Cached for Held {
+    fn holds(&self, path: &str) -> bool {
+        self.0.contains(path)
+    }
+    fn holds_dir(&self, dir: Dir) -> bool {
+        self.1.contains(&dir)
+    }
+    fn holds_listing(&self, path: &str) -> bool {
+        path == "bus/ap/devices"
+    }
+    fn names_in(&self, path: &str) -> Option<Vec<String>> {
+        let prefix = format!("{path}/");
+        let names = self.0.iter().filter_map(|p| p.strip_prefix(&prefix));
+        Some(
+            names
+                .filter(|n| !n.contains('/'))
+                .map(String::from)
+                .collect(),
+        )
+    }
+}
+
+/// The change loop of `scripts/bench-fuse` on the seed host: an mdev with
+/// adapters 4-6 x 6 domains, domain 4 unassigned, limited to what the
+/// kernel holds then.
+fn seed_change(c: &mut Criterion) {
+    let mut host = Host::seed_example();
+    let apmask = host.apmask().and_not(&Mask256::range(4, 6));
+    host.set_mask(MaskKind::Apmask, apmask).unwrap();
+    let u = uuid(0);
+    host.create_mdev(u).unwrap();
+    for a in [4, 5, 6] {
+        host.assign(&u, MatrixAxis::Adapter, a).unwrap();
+    }
+    for d in [4, 5, 6, 0x47, 0xab, 0xff] {
+        host.assign(&u, MatrixAxis::Domain, d).unwrap();
+    }
+    let mdev = format!("devices/vfio_ap/matrix/{u}");
+    let held = Held(
+        [
+            "",
+            "bus",
+            "bus/ap",
+            "bus/ap/apmask",
+            "bus/ap/devices",
+            "devices",
+            "devices/vfio_ap",
+            "devices/vfio_ap/matrix",
+        ]
+        .into_iter()
+        .map(String::from)
+        .chain([
+            mdev.clone(),
+            format!("{mdev}/assign_domain"),
+            format!("{mdev}/unassign_domain"),
+        ])
+        .collect(),
+        vec![
+            Dir::Root,
+            Dir::Bus,
+            Dir::BusAp,
+            Dir::BusApDevices,
+            Dir::Devices,
+            Dir::DevicesVfioAp,
+            Dir::Matrix,
+            Dir::Mdev(u),
+        ],
+    );
+    let mut after = host.clone();
+    after.unassign(&u, MatrixAxis::Domain, 4).unwrap();
+    c.bench_function("tree_changes_known/seed_unassign_domain", |b| {
+        b.iter(|| {
+            black_box(tree_changes_known(
+                black_box(&host),
+                black_box(&after),
+                &held,
+            ))
+        })
+    });
+}
+
+criterion_group! {
+    name = seed;
+    config = Criterion::default().sample_size(30);
+    targets = seed_change
+}
+
 criterion_group! {
     name = tree;
     config = Criterion::default().sample_size(30);
     targets = benches
 }
-criterion_main!(tree);
+criterion_main!(seed, tree);

@@ -46,9 +46,15 @@ pub trait Cached {
     fn holds(&self, path: &str) -> bool;
     /// Whether it may hold the listing of the directory at `path`.
     fn holds_listing(&self, path: &str) -> bool;
-    /// The names in the directory at `path` whose entries it may hold;
-    /// `None`: it cannot tell, look at all of them.
+    /// The names in the directory at `path` whose entries it may hold
+    /// (each one it `holds`); `None`: it cannot tell, look at all of them.
     fn names_in(&self, path: &str) -> Option<Vec<String>>;
+    /// Whether it may hold the directory `dir` at all, told without
+    /// printing its path (most directories a change touches are not held);
+    /// `true`: it cannot tell, its path is asked then.
+    fn holds_dir(&self, _dir: Dir) -> bool {
+        true
+    }
 }
 
 /// A cache that holds the whole tree.
@@ -66,6 +72,17 @@ impl Cached for Everything {
     }
 }
 
+/// `format!` into a string allocated once, long enough for any path of
+/// the tree's directories.
+macro_rules! path {
+    ($($arg:tt)*) => {{
+        use std::fmt::Write as _;
+        let mut path = String::with_capacity(96);
+        let _ = write!(path, $($arg)*);
+        path
+    }};
+}
+
 /// The path of a directory of the tree (`host` names the mdev driver).
 pub fn dir_path(host: &Host, dir: Dir) -> String {
     let matrix = "devices/vfio_ap/matrix";
@@ -76,7 +93,7 @@ pub fn dir_path(host: &Host, dir: Dir) -> String {
         Dir::BusAp => "bus/ap".into(),
         Dir::BusApDevices => "bus/ap/devices".into(),
         Dir::BusApDrivers => "bus/ap/drivers".into(),
-        Dir::ApDriver(d) => format!("bus/ap/drivers/{}", d.name()),
+        Dir::ApDriver(d) => path!("bus/ap/drivers/{}", d.name()),
         Dir::BusMatrix => "bus/matrix".into(),
         Dir::BusMatrixDevices => "bus/matrix/devices".into(),
         Dir::BusMatrixDrivers => "bus/matrix/drivers".into(),
@@ -84,32 +101,35 @@ pub fn dir_path(host: &Host, dir: Dir) -> String {
         Dir::BusMdev => "bus/mdev".into(),
         Dir::BusMdevDevices => "bus/mdev/devices".into(),
         Dir::BusMdevDrivers => "bus/mdev/drivers".into(),
-        Dir::VfioMdevDriver => format!("bus/mdev/drivers/{}", host.profile().sysfs.mdev_driver),
+        Dir::VfioMdevDriver => path!("bus/mdev/drivers/{}", host.profile().sysfs.mdev_driver),
         Dir::Devices => "devices".into(),
         Dir::DevicesAp => "devices/ap".into(),
-        Dir::Card(a) => format!("devices/ap/{}", card_name(a)),
-        Dir::Queue(q) => format!("devices/ap/{}/{q}", card_name(q.adapter)),
+        Dir::Card(a) => path!("devices/ap/card{:02x}", a.0),
+        Dir::Queue(q) => path!("devices/ap/card{:02x}/{q}", q.adapter.0),
         Dir::DevicesVfioAp => "devices/vfio_ap".into(),
         Dir::Matrix => matrix.into(),
         Dir::MdevTypes => types.into(),
-        Dir::MdevType => format!("{types}/{}", apmatrix_model::vfio::MDEV_TYPE),
-        Dir::MdevTypeDevices => format!("{types}/{}/devices", apmatrix_model::vfio::MDEV_TYPE),
-        Dir::Mdev(u) => format!("{matrix}/{u}"),
+        Dir::MdevType => path!("{types}/{}", apmatrix_model::vfio::MDEV_TYPE),
+        Dir::MdevTypeDevices => path!("{types}/{}/devices", apmatrix_model::vfio::MDEV_TYPE),
+        Dir::Mdev(u) => path!("{matrix}/{u}"),
         Dir::Class => "class".into(),
         Dir::MdevBusClass => "class/mdev_bus".into(),
         Dir::Kernel => "kernel".into(),
         Dir::IommuGroups => "kernel/iommu_groups".into(),
-        Dir::IommuGroup(g) => format!("kernel/iommu_groups/{g}"),
-        Dir::IommuGroupDevices(g) => format!("kernel/iommu_groups/{g}/devices"),
+        Dir::IommuGroup(g) => path!("kernel/iommu_groups/{g}"),
+        Dir::IommuGroupDevices(g) => path!("kernel/iommu_groups/{g}/devices"),
     }
 }
 
+/// `dir/name`, allocated once (a change prints many of these).
 fn join(dir: &str, name: &str) -> String {
-    if dir.is_empty() {
-        name.to_string()
-    } else {
-        format!("{dir}/{name}")
+    let mut path = String::with_capacity(dir.len() + 1 + name.len());
+    if !dir.is_empty() {
+        path.push_str(dir);
+        path.push('/');
     }
+    path.push_str(name);
+    path
 }
 
 /// Collects the changes, once each.
@@ -127,13 +147,27 @@ impl Diff<'_> {
         dir_path(self.after, dir)
     }
 
+    /// A directory's path, if the cache may hold it.
+    fn held(&self, dir: Dir) -> Option<String> {
+        if !self.cached.holds_dir(dir) {
+            return None;
+        }
+        let path = self.path(dir);
+        self.cached.holds(&path).then_some(path)
+    }
+
+    /// Whether an attribute prints something else now (one without a show
+    /// method prints nothing, ever).
+    fn reads_differently(&self, f: &File, g: &File) -> bool {
+        (f.readable() || g.readable()) && read(self.before, f) != read(self.after, g)
+    }
+
     /// Only the attribute files of a directory with many other entries
     /// (the matrix device's mdevs, the AP root's cards).
     fn files(&mut self, dir: Dir, table: fn(&Host) -> Vec<File>) {
-        let path = self.path(dir);
-        if !self.cached.holds(&path) {
+        let Some(path) = self.held(dir) else {
             return;
-        }
+        };
         let (old, new) = (table(self.before), table(self.after));
         for f in &old {
             let entry = join(&path, f.name());
@@ -144,7 +178,7 @@ impl Diff<'_> {
                 None => {
                     self.out.insert(TreeChange::Gone(entry));
                 }
-                Some(g) if read(self.before, f) != read(self.after, g) => {
+                Some(g) if self.reads_differently(f, g) => {
                     self.out.insert(TreeChange::Content(entry));
                 }
                 Some(_) => {}
@@ -160,11 +194,10 @@ impl Diff<'_> {
     /// A directory's own entries: its listing, each attribute's content,
     /// each link's target.
     fn dir(&mut self, dir: Dir) {
-        let path = self.path(dir);
         // Nothing below a directory the kernel was never given is known.
-        if !self.cached.holds(&path) {
+        let Some(path) = self.held(dir) else {
             return;
-        }
+        };
         let (was, is) = (dir_exists(self.before, dir), dir_exists(self.after, dir));
         if was && !is {
             self.out.insert(TreeChange::Gone(path));
@@ -182,17 +215,16 @@ impl Diff<'_> {
             }
             listed = Some(old);
         }
-        let names = match self.cached.names_in(&path) {
-            Some(names) => names,
-            None => listed
-                .unwrap_or_else(|| children(self.before, dir))
-                .into_iter()
-                .map(|(name, _)| name)
-                .collect(),
+        let (names, all) = match self.cached.names_in(&path) {
+            Some(names) => (names, false),
+            None => {
+                let all = listed.unwrap_or_else(|| children(self.before, dir));
+                (all.into_iter().map(|(name, _)| name).collect(), true)
+            }
         };
         for name in names {
             let entry = join(&path, &name);
-            if !self.cached.holds(&entry) {
+            if all && !self.cached.holds(&entry) {
                 continue;
             }
             match (
@@ -202,9 +234,7 @@ impl Diff<'_> {
                 (Some(_), None) => {
                     self.out.insert(TreeChange::Gone(entry));
                 }
-                (Some(Node::File(f)), Some(Node::File(g)))
-                    if read(self.before, &f) != read(self.after, &g) =>
-                {
+                (Some(Node::File(f)), Some(Node::File(g))) if self.reads_differently(&f, &g) => {
                     self.out.insert(TreeChange::Content(entry));
                 }
                 (Some(Node::Link(t)), Some(Node::Link(u))) if t != u => {
@@ -224,10 +254,9 @@ impl Diff<'_> {
         if !dir_exists(self.after, dir) && !dir_exists(self.before, dir) {
             return;
         }
-        let path = self.path(dir);
-        if !self.cached.holds(&path) {
+        let Some(path) = self.held(dir) else {
             return;
-        }
+        };
         for name in gone {
             let entry = join(&path, &name);
             if self.cached.holds(&entry) {
