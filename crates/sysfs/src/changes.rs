@@ -340,8 +340,10 @@ pub fn tree_changes_known(before: &Host, after: &Host, cached: &dyn Cached) -> V
         diff.files(Dir::DevicesAp, |h| {
             attrs::root_attrs(h, RootDevice::Ap).collect()
         });
+        // The matrix device's own attributes follow the profile and
+        // whether vfio_ap is loaded, both bus-wide.
+        diff.files(Dir::Matrix, |h| attrs::matrix_attrs(h).collect());
     }
-    diff.files(Dir::Matrix, |h| attrs::matrix_attrs(h).collect());
     let card_set: Vec<AdapterId> = changes
         .cards
         .iter()
