@@ -334,24 +334,21 @@ impl Cached for Inodes {
             format!("{path}/")
         };
         let mut names = Vec::new();
-        let mut from = Bound::Excluded(prefix.clone());
-        while let Some((key, &ino)) = self
+        let mut below = self
             .by_path
-            .range::<str, _>((from.as_ref().map(String::as_str), Bound::Unbounded))
-            .next()
-        {
+            .range::<str, _>((Bound::Excluded(prefix.as_str()), Bound::Unbounded));
+        while let Some((key, &ino)) = below.next() {
             let Some(rest) = key.strip_prefix(&prefix) else {
                 break;
             };
-            from = match rest.split_once('/') {
-                Some((name, _)) => Bound::Included(format!("{prefix}{name}0")),
-                None => {
-                    if self.held(ino) {
-                        names.push(rest.to_string());
-                    }
-                    Bound::Excluded(key.clone())
+            match rest.split_once('/') {
+                None if self.held(ino) => names.push(rest.to_string()),
+                None => {}
+                Some((name, _)) => {
+                    let past = Bound::Included(format!("{prefix}{name}0"));
+                    below = self.by_path.range((past, Bound::Unbounded));
                 }
-            };
+            }
         }
         Some(names)
     }

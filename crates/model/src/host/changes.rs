@@ -97,13 +97,14 @@ impl Host {
             || before.bus.interrupts != after.bus.interrupts
             || before.vfio_ap != after.vfio_ap
             || before.profile.name != after.profile.name;
-        let adapters: BTreeSet<AdapterId> = before
-            .topology
-            .cards
-            .keys()
-            .chain(after.topology.cards.keys())
-            .copied()
-            .collect();
+        // Both hosts' cards, once each (usually the same cards).
+        let (was, is) = (&before.topology.cards, &after.topology.cards);
+        let adapters: Vec<AdapterId> = if was.keys().eq(is.keys()) {
+            is.keys().copied().collect()
+        } else {
+            let all: BTreeSet<AdapterId> = was.keys().chain(is.keys()).copied().collect();
+            all.into_iter().collect()
+        };
         for &a in &adapters {
             let (was, is) = (queue_domains(before, a), queue_domains(after, a));
             if before.card_device(a) != after.card_device(a) || every_queue {
