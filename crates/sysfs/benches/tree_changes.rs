@@ -4,6 +4,9 @@
 //! scale: 256 adapters x 256 domains, all bound to vfio_ap, 4,080 mdevs
 //! holding 16 APQNs each (adapters 0-254; adapter 255 is free).
 //!
+//! And `seed`: the change loop of `scripts/bench-fuse` on the seed host,
+//! limited to what the kernel holds in that loop, as the server limits it.
+//!
 //! `cargo bench -p apmatrix-sysfs --bench tree_changes -- --measurement-time 3`
 
 use std::hint::black_box;
