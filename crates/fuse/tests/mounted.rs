@@ -173,3 +173,55 @@ fn one_open_reads_one_state_and_a_later_open_the_new_one() {
     assert_eq!(std::fs::metadata(&apmask).unwrap().len(), new.len() as u64);
     assert_eq!(std::fs::read_to_string(&apmask).unwrap(), new);
 }
+
+/// Names and links the kernel caches follow every change: an mdev removed
+/// and made again under the same UUID shows the new one's (empty) matrix,
+/// while a descriptor opened on the old one reads the old one to its end;
+/// a queue's `driver` link follows apmask at once.
+#[test]
+fn a_remade_mdev_and_a_rebound_queue_are_seen_at_once() {
+    use std::io::Read;
+    if !fuse_available() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let _session = spawn(MemoryBackend::new(Host::seed_example()), dir.path()).unwrap();
+    let m = dir.path();
+    let uuid = "669d9b23-fe1b-4ecd-be08-e42dc3f5d3c4";
+    let mdev = m.join("devices/vfio_ap/matrix").join(uuid);
+    let driver = m.join("devices/ap/card05/05.0004/driver");
+    let write = |path: &Path, value: &str| std::fs::write(path, value).unwrap();
+    assert_eq!(
+        std::fs::read_link(&driver).unwrap(),
+        Path::new("../../../../bus/ap/drivers/cex4queue")
+    );
+    write(&m.join("bus/ap/apmask"), "-5");
+    assert_eq!(
+        std::fs::read_link(&driver).unwrap(),
+        Path::new("../../../../bus/ap/drivers/vfio_ap")
+    );
+    let create = m.join("devices/vfio_ap/matrix/mdev_supported_types/vfio_ap-passthrough/create");
+    write(&create, uuid);
+    write(&mdev.join("assign_adapter"), "5");
+    write(&mdev.join("assign_domain"), "4");
+    let matrix = mdev.join("matrix");
+    assert_eq!(std::fs::read_to_string(&matrix).unwrap(), "05.0004\n");
+    let mut old = std::fs::File::open(&matrix).unwrap();
+    let mut head = [0u8; 3];
+    old.read_exact(&mut head).unwrap();
+    write(&mdev.join("remove"), "1");
+    assert!(!matrix.exists());
+    write(&create, uuid);
+    assert_eq!(std::fs::read_to_string(&matrix).unwrap(), "");
+    let mut rest = String::new();
+    old.read_to_string(&mut rest).unwrap();
+    assert_eq!(
+        format!("{}{rest}", std::str::from_utf8(&head).unwrap()),
+        "05.0004\n"
+    );
+    write(&m.join("bus/ap/apmask"), "+5");
+    assert_eq!(
+        std::fs::read_link(&driver).unwrap(),
+        Path::new("../../../../bus/ap/drivers/cex4queue")
+    );
+}
