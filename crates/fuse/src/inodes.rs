@@ -65,7 +65,9 @@ impl Looked {
 }
 
 struct Slot {
-    path: String,
+    /// Shared with `by_path`'s key: a mounted tree has hundreds of
+    /// thousands of paths, each held once.
+    path: Arc<str>,
     version: u64,
     looked: Option<Looked>,
     /// LOOKUP answers the kernel has not forgotten.
@@ -79,7 +81,7 @@ pub(crate) struct Inodes {
     slots: HashMap<u64, Slot>,
     /// Each path's current inode. A file's older inodes are out of it but
     /// stay in `slots`, frozen, until the kernel forgets them.
-    by_path: BTreeMap<String, u64>,
+    by_path: BTreeMap<Arc<str>, u64>,
     /// The inodes each directory of the tree was given (one, unless its
     /// path moved with the host's profile), so that a change can pass over
     /// the directories the kernel does not hold without printing a path.
@@ -99,7 +101,7 @@ pub(crate) fn parent_and_name(path: &str) -> (&str, &str) {
 impl Inodes {
     pub fn new() -> Self {
         let root = Slot {
-            path: String::new(),
+            path: "".into(),
             version: 0,
             looked: None,
             lookups: 0,
@@ -107,7 +109,7 @@ impl Inodes {
         };
         Inodes {
             slots: HashMap::from([(ROOT_INO, root)]),
-            by_path: BTreeMap::from([(String::new(), ROOT_INO)]),
+            by_path: BTreeMap::from([("".into(), ROOT_INO)]),
             dirs: HashMap::new(),
             next_ino: ROOT_INO + 1,
             clock: 0,
@@ -115,7 +117,7 @@ impl Inodes {
     }
 
     pub fn path(&self, ino: u64) -> Option<&str> {
-        self.slots.get(&ino).map(|s| s.path.as_str())
+        self.slots.get(&ino).map(|s| &*s.path)
     }
 
     /// Whether the kernel holds the inode (the root, always).
@@ -131,9 +133,10 @@ impl Inodes {
 
     /// The path's current inode, a new one if it has none.
     pub fn ino_of(&mut self, path: String) -> u64 {
-        if let Some(ino) = self.by_path.get(&path) {
+        if let Some(ino) = self.by_path.get(path.as_str()) {
             return *ino;
         }
+        let path: Arc<str> = path.into();
         let ino = self.next_ino;
         self.next_ino += 1;
         self.clock += 1;
@@ -204,7 +207,7 @@ impl Inodes {
         if slot.lookups > 0 {
             return;
         }
-        if self.by_path.get(&slot.path) == Some(&ino) {
+        if self.by_path.get(&*slot.path) == Some(&ino) {
             slot.looked = None;
         } else {
             self.slots.remove(&ino);
@@ -238,9 +241,10 @@ impl Inodes {
                     // Everything below went too. The inodes a process may
                     // still hold (a cwd, an open descriptor) must not answer
                     // from the cache either.
-                    let below: Vec<(String, u64)> = self
+                    let (from, to) = (format!("{path}/"), format!("{path}0"));
+                    let below: Vec<(Arc<str>, u64)> = self
                         .by_path
-                        .range(format!("{path}/")..format!("{path}0"))
+                        .range::<str, _>((Bound::Included(&*from), Bound::Excluded(&*to)))
                         .map(|(p, ino)| (p.clone(), *ino))
                         .collect();
                     for (p, ino) in below {
@@ -345,8 +349,10 @@ impl Cached for Inodes {
                 None if self.held(ino) => names.push(rest.to_string()),
                 None => {}
                 Some((name, _)) => {
-                    let past = Bound::Included(format!("{prefix}{name}0"));
-                    below = self.by_path.range((past, Bound::Unbounded));
+                    let past: Arc<str> = format!("{prefix}{name}0").into();
+                    below = self
+                        .by_path
+                        .range((Bound::Included(past), Bound::Unbounded));
                 }
             }
         }
