@@ -14,7 +14,7 @@ use apmatrix_model::{AdapterId, Apqn, Driver, Host};
 use uuid::Uuid;
 
 use crate::attrs::{self, RootDevice};
-use crate::{card_name, child, children, dir_exists, read, Dir, File, Node};
+use crate::{card_name, child, children, dir_exists, read, CardName, Dir, File, Node};
 
 /// One thing of the tree a change altered. Paths are relative to the root.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -104,8 +104,8 @@ pub fn dir_path(host: &Host, dir: Dir) -> String {
         Dir::VfioMdevDriver => path!("bus/mdev/drivers/{}", host.profile().sysfs.mdev_driver),
         Dir::Devices => "devices".into(),
         Dir::DevicesAp => "devices/ap".into(),
-        Dir::Card(a) => path!("devices/ap/card{:02x}", a.0),
-        Dir::Queue(q) => path!("devices/ap/card{:02x}/{q}", q.adapter.0),
+        Dir::Card(a) => path!("devices/ap/{}", CardName(a)),
+        Dir::Queue(q) => path!("devices/ap/{}/{q}", CardName(q.adapter)),
         Dir::DevicesVfioAp => "devices/vfio_ap".into(),
         Dir::Matrix => matrix.into(),
         Dir::MdevTypes => types.into(),

@@ -138,8 +138,18 @@ impl Node {
 
 const AP_DRIVERS: [Driver; 3] = [Driver::Cex4Card, Driver::Cex4Queue, Driver::VfioAp];
 
+/// A card's directory name, `cardXX`, for printing into a path without a
+/// string of its own.
+struct CardName(AdapterId);
+
+impl std::fmt::Display for CardName {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "card{:02x}", self.0 .0)
+    }
+}
+
 fn card_name(a: AdapterId) -> String {
-    format!("card{:02x}", a.0)
+    CardName(a).to_string()
 }
 
 /// `cardXX` with two lower-case hex digits, as the kernel names it.
