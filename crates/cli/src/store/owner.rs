@@ -63,13 +63,6 @@ fn view<'a>(host: &'a Host, guest: &Option<String>, no_guest: &'a Host) -> &'a H
     }
 }
 
-/// Tells udev's monitors, if any, what changed from `before` to `after`.
-fn announce(udev: &mut Option<Broadcaster>, before: &Host, after: &Host) {
-    if let Some(udev) = udev {
-        udev.changed(before, after);
-    }
-}
-
 /// The host from its files, and the journal that continues it, opened for
 /// the server's appends. The caller owns the state.
 fn load_to_append(place: &Place) -> Result<(snapshot::Loaded, Option<Journal>), StoreError> {
@@ -134,33 +127,32 @@ impl Owned {
         Ok(())
     }
 
-    /// What the tree shows changed since `before` (a state of what it
-    /// shows, the host's bus or the served guest's).
-    fn tree_changes(&self, before: &Host) -> Vec<TreeChange> {
-        self.invalidator.changes(before, self.viewed())
-    }
-
     /// What the tree shows changed since it last showed anything, as
-    /// `shown` has it.
+    /// `shown` has it (the host's bus, or the served guest's), of what the
+    /// kernel may have cached.
     fn shown_changes(&self) -> Vec<TreeChange> {
-        self.tree_changes(view(&self.shown, &self.guest, &self.no_guest))
+        let before = view(&self.shown, &self.guest, &self.no_guest);
+        self.invalidator.changes(before, self.viewed())
     }
 
     /// Tells udev's monitors what changed since the tree last showed
     /// anything (a durable change: one taken back is never announced),
-    /// then brings `shown` up to the host by applying `op` to it as well.
-    fn show(&mut self, op: &Op) {
-        let before = view(&self.shown, &self.guest, &self.no_guest);
-        announce(
-            &mut self.udev,
-            before,
-            view(&self.host, &self.guest, &self.no_guest),
-        );
+    /// then brings `shown` up to the host: by applying `op` to it as well,
+    /// or, for a whole new host (no `op`), by a copy.
+    fn show(&mut self, op: Option<&Op>) {
+        if let Some(udev) = &mut self.udev {
+            let before = view(&self.shown, &self.guest, &self.no_guest);
+            udev.changed(before, view(&self.host, &self.guest, &self.no_guest));
+        }
         // The model is deterministic: the same operation on the same
         // state gives the same state. Should it ever not, take a copy.
-        if self.shown.apply(op).is_err() {
-            debug_assert!(false, "{op:?} applied to the host but not to its twin");
-            self.shown = self.host.clone();
+        match op.map(|op| (op, self.shown.apply(op))) {
+            Some((_, Ok(_))) => {}
+            Some((op, Err(_))) => {
+                debug_assert!(false, "{op:?} applied to the host but not to its twin");
+                self.shown = self.host.clone();
+            }
+            None => self.shown = self.host.clone(),
         }
         debug_assert!(self.shown.to_state() == self.host.to_state());
     }
@@ -179,7 +171,7 @@ impl Owned {
             Ok(written) if written.op.is_some() => {
                 self.commit(&written)?;
                 let changes = self.shown_changes();
-                self.show(written.op.as_ref().expect("matched"));
+                self.show(written.op.as_ref());
                 Ok((Ok(written), changes))
             }
             Ok(written) => {
@@ -214,7 +206,7 @@ impl Owned {
         })?;
         // No one waits for a scan: the kernel forgets as soon as it can.
         self.invalidator.forget_soon(&self.shown_changes());
-        self.show(op);
+        self.show(Some(op));
         Ok(())
     }
 
@@ -287,13 +279,9 @@ impl Owned {
         };
         match snapshot::save(&self.place.dir, &self.place.names, &host) {
             Ok(tag) => {
-                // The old host is compared with as it is: no copy.
-                let old = std::mem::replace(&mut self.host, host);
-                let before = view(&old, &self.guest, &self.no_guest);
-                let changes = self.tree_changes(before);
-                let after = view(&self.host, &self.guest, &self.no_guest);
-                announce(&mut self.udev, before, after);
-                self.shown = self.host.clone();
+                self.host = host;
+                let changes = self.shown_changes();
+                self.show(None);
                 self.tag = Some(tag);
                 self.journal = None;
                 self.generation += 1;

@@ -11,8 +11,8 @@ use crate::profile::{MaskReclaim, QueueInUse};
 use crate::topology::Card;
 
 /// Per adapter: the domains whose queue is bound to each driver. Shared
-/// between copies of the host until one rebinds (the server keeps a copy
-/// before each change to compare with, and most changes bind nothing).
+/// between copies of the host until one rebinds (most changes bind
+/// nothing).
 #[derive(Clone, PartialEq, Eq)]
 pub(super) struct Bindings {
     pub(super) zcrypt: Arc<[Mask256; 256]>,

@@ -29,8 +29,8 @@ use crate::mask::Mask256;
 pub struct Occupancy {
     by_adapter: Box<[Mask256; 256]>,
     by_domain: Box<[Mask256; 256]>,
-    /// Shared between copies of the host until one changes a row: the
-    /// server keeps a copy of the host before each change to compare with.
+    /// Shared between copies of the host until one changes a row (the
+    /// rows are 4 KiB each).
     holders: Box<[Option<Arc<[Uuid; 256]>>; 256]>,
 }
 
