@@ -112,17 +112,18 @@ impl<B: Backend> SysfsFs<B> {
         ino: u64,
         f: impl FnOnce(&Host, &Looked) -> R,
     ) -> Result<(R, u64), i32> {
-        self.with_inodes(ino, |host, looked, _| f(host, looked))
+        self.with_inodes(ino, |host, looked, _, _| f(host, looked))
     }
 
-    /// [`Self::with_node`], also giving `f` the inode table while the host
-    /// is held: a path given to the kernel is registered before any change
-    /// can be compared against the table (else a change made between the
-    /// answer and the registration would not be forgotten).
+    /// [`Self::with_node`], also giving `f` the inode's path and the inode
+    /// table while the host is held: a path given to the kernel is
+    /// registered before any change can be compared against the table
+    /// (else a change made between the answer and the registration would
+    /// not be forgotten).
     fn with_inodes<R>(
         &mut self,
         ino: u64,
-        f: impl FnOnce(&Host, &Looked, &mut Inodes) -> R,
+        f: impl FnOnce(&Host, &Looked, &str, &mut Inodes) -> R,
     ) -> Result<(R, u64), i32> {
         let path = self.path(ino)?;
         let (host, generation) = self.backend.host().map_err(|e| errno_of(&e))?;
@@ -135,7 +136,7 @@ impl<B: Backend> SysfsFs<B> {
             .looked(ino, generation)
             .expect("just remembered")
             .clone();
-        Ok((f(&host, &looked, &mut inodes), generation))
+        Ok((f(&host, &looked, &path, &mut inodes), generation))
     }
 
     fn attr(&self, ino: u64, looked: &Looked, version: u64) -> FileAttr {
@@ -167,7 +168,7 @@ impl<B: Backend> SysfsFs<B> {
 
     /// The attributes of an inode now.
     fn current_attr(&mut self, ino: u64) -> Result<FileAttr, i32> {
-        let ((looked, version), _) = self.with_inodes(ino, |_, looked, inodes| {
+        let ((looked, version), _) = self.with_inodes(ino, |_, looked, _, inodes| {
             (looked.clone(), inodes.version(ino))
         })?;
         Ok(self.attr(ino, &looked, version))
@@ -190,16 +191,12 @@ impl<B: Backend> Filesystem for SysfsFs<B> {
         let Some(name) = name.to_str() else {
             return reply.error(libc::ENOENT);
         };
-        let parent_path = match self.path(parent) {
-            Ok(p) => p,
-            Err(e) => return reply.error(e),
-        };
-        let found = self.with_inodes(parent, |host, looked, inodes| {
+        let found = self.with_inodes(parent, |host, looked, parent_path, inodes| {
             let Node::Dir(dir) = &looked.node else {
                 return None;
             };
             let node = child(host, *dir, name)?;
-            let ino = inodes.ino_of(join(&parent_path, name));
+            let ino = inodes.ino_of(join(parent_path, name));
             // A file's inode already looked up keeps its content (the
             // kernel may hold its pages); anything else is looked at now.
             let looked = match inodes.looked(ino, looked.generation) {
@@ -385,12 +382,11 @@ impl<B: Backend> Filesystem for SysfsFs<B> {
         mut reply: ReplyDirectory,
     ) {
         if offset == 0 || !self.listings.contains_key(&ino) {
-            let listed = self.with_inodes(ino, |host, looked, inodes| {
+            let listed = self.with_inodes(ino, |host, looked, path, inodes| {
                 let Node::Dir(dir) = &looked.node else {
                     return Err(libc::ENOTDIR);
                 };
-                let path = inodes.path(ino).unwrap_or_default().to_string();
-                let parent = parent_and_name(&path).0.to_string();
+                let parent = parent_and_name(path).0.to_string();
                 let up = if ino == ROOT_INO {
                     ROOT_INO
                 } else {
@@ -401,7 +397,7 @@ impl<B: Backend> Filesystem for SysfsFs<B> {
                     (up, FileType::Directory, "..".to_string()),
                 ];
                 for (name, kind) in children(host, *dir) {
-                    let child_ino = inodes.ino_of(join(&path, &name));
+                    let child_ino = inodes.ino_of(join(path, &name));
                     entries.push((child_ino, file_type(kind), name));
                 }
                 inodes.listed(ino);
