@@ -7,8 +7,23 @@ use std::process::Command;
 use apmatrix_fuse::{spawn, MemoryBackend};
 use apmatrix_model::Host;
 
-fn fuse_available() -> bool {
-    apmatrix_fuse::usable_for_tests()
+/// The seed host served at a fresh directory, unmounted (before the
+/// directory goes) when dropped; `None` where FUSE cannot be used.
+struct Mounted<S> {
+    _session: S,
+    dir: tempfile::TempDir,
+}
+
+fn seed_mounted() -> Option<Mounted<impl Sized>> {
+    if !apmatrix_fuse::usable_for_tests() {
+        return None;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let session = spawn(MemoryBackend::new(Host::seed_example()), dir.path()).unwrap();
+    Some(Mounted {
+        _session: session,
+        dir,
+    })
 }
 
 fn sh(dir: &Path, script: &str) -> (String, String, i32) {
@@ -28,12 +43,10 @@ fn sh(dir: &Path, script: &str) -> (String, String, i32) {
 
 #[test]
 fn shell_commands_see_sysfs_semantics() {
-    if !fuse_available() {
+    let Some(mounted) = seed_mounted() else {
         return;
-    }
-    let dir = tempfile::tempdir().unwrap();
-    let session = spawn(MemoryBackend::new(Host::seed_example()), dir.path()).unwrap();
-    let m = dir.path();
+    };
+    let m = mounted.dir.path();
     let (out, err, rc) = sh(
         m,
         r#"set -e
@@ -99,8 +112,7 @@ ls ../../../../bus/mdev/devices
     let (_, err, _) = sh(m, "echo 1 > bus/ap/newfile");
     assert!(err.contains("Permission denied"), "{err}");
     // Writes over a page are refused whole.
-    let big = dir
-        .path()
+    let big = m
         .parent()
         .unwrap()
         .join(format!("apmatrix-big-{}", std::process::id()));
@@ -124,7 +136,6 @@ ls ../../../../bus/mdev/devices
         out,
         "bus/mdev/devices:\n\ndevices/vfio_ap/matrix:\ndriver\nmdev_supported_types\nsubsystem\nuevent\n"
     );
-    drop(session);
 }
 
 /// The page cache keeps a file's content (the kernel reads it once), yet
@@ -135,11 +146,10 @@ ls ../../../../bus/mdev/devices
 #[test]
 fn one_open_reads_one_state_and_a_later_open_the_new_one() {
     use std::io::{Read, Write};
-    if !fuse_available() {
+    let Some(mounted) = seed_mounted() else {
         return;
-    }
-    let dir = tempfile::tempdir().unwrap();
-    let _session = spawn(MemoryBackend::new(Host::seed_example()), dir.path()).unwrap();
+    };
+    let dir = &mounted.dir;
     let apmask = dir.path().join("bus/ap/apmask");
     let read_all = |f: &mut std::fs::File| {
         let mut s = String::new();
@@ -181,11 +191,10 @@ fn one_open_reads_one_state_and_a_later_open_the_new_one() {
 #[test]
 fn a_remade_mdev_and_a_rebound_queue_are_seen_at_once() {
     use std::io::Read;
-    if !fuse_available() {
+    let Some(mounted) = seed_mounted() else {
         return;
-    }
-    let dir = tempfile::tempdir().unwrap();
-    let _session = spawn(MemoryBackend::new(Host::seed_example()), dir.path()).unwrap();
+    };
+    let dir = &mounted.dir;
     let m = dir.path();
     let uuid = "669d9b23-fe1b-4ecd-be08-e42dc3f5d3c4";
     let mdev = m.join("devices/vfio_ap/matrix").join(uuid);
