@@ -76,6 +76,15 @@ pub fn mdevctl_list_json(mdevs: &[WantedMdev]) -> String {
 /// Reads an mdevctl config back: the assignments it replays, in order
 /// (`unassign_*` take ids away; `ap_config` sets the whole matrix).
 pub fn from_mdevctl_json(uuid: Uuid, text: &str) -> Result<WantedMdev, ConfigError> {
+    mdevctl_config(uuid, text).map(|(m, _)| m)
+}
+
+/// The same, with the attributes as mdevctl writes them at `start`: in
+/// the file's order, names and values as stored.
+pub fn mdevctl_config(
+    uuid: Uuid,
+    text: &str,
+) -> Result<(WantedMdev, Vec<(String, String)>), ConfigError> {
     let bad = |why: String| ConfigError(format!("mdevctl config {uuid}: {why}"));
     let v: Value = serde_json::from_str(text).map_err(|e| bad(e.to_string()))?;
     let ty = v["mdev_type"].as_str().unwrap_or_default();
@@ -102,6 +111,7 @@ pub fn from_mdevctl_json(uuid: Uuid, text: &str) -> Result<WantedMdev, ConfigErr
         guest: None,
         autostart,
     };
+    let mut attrs = Vec::new();
     for attr in v["attrs"].as_array().map(Vec::as_slice).unwrap_or_default() {
         let Some((name, value)) = attr
             .as_object()
@@ -113,6 +123,7 @@ pub fn from_mdevctl_json(uuid: Uuid, text: &str) -> Result<WantedMdev, ConfigErr
         let value = value
             .as_str()
             .ok_or_else(|| bad(format!("{name}: the value must be a string")))?;
+        attrs.push((name.clone(), value.to_string()));
         if name == "ap_config" {
             // The whole matrix at once: "<apm>,<aqm>,<adm>" (kernel.md §6).
             let masks: Vec<Mask256> = value
@@ -150,7 +161,7 @@ pub fn from_mdevctl_json(uuid: Uuid, text: &str) -> Result<WantedMdev, ConfigErr
             mask.clear(id);
         }
     }
-    Ok(m)
+    Ok((m, attrs))
 }
 
 /// The name libvirt gives an mdev: `mdev_<uuid with underscores>_<parent>`

@@ -10,8 +10,10 @@
 //! The kernel's rules are the model's (`apmatrix_model`): check and the
 //! predictions ask a model of the observed host, under its profile.
 
+pub mod boot;
 mod check;
 mod config;
+pub mod definitions;
 pub mod export;
 pub mod files;
 mod observe;
@@ -19,6 +21,8 @@ pub mod persistent;
 mod plan;
 pub mod predict;
 pub mod root;
+pub mod running;
+pub mod status;
 
 pub use check::{check, target_masks, Problem, Severity};
 pub use config::{

@@ -39,6 +39,17 @@ impl Matrix {
 pub struct SeenCard {
     pub hwtype: u8,
     pub type_name: String,
+    /// `online` as the card shows it: 0 also while deconfigured or
+    /// check-stopped (kernel.md §4).
+    pub online: bool,
+    /// `config`: in the LPAR's configuration (true where a kernel lacks it).
+    pub config: bool,
+    /// `chkstop` (false where a kernel lacks it).
+    pub chkstop: bool,
+    /// `depth`, the queue depth TAPQ reports.
+    pub depth: u8,
+    /// `ap_functions`: the card keeps only the upper half of the bits.
+    pub functions: Option<u32>,
 }
 
 /// The host as read through a sysfs root.
@@ -123,11 +134,27 @@ pub fn observe(root: &dyn SysfsRoot) -> Result<Observed, ObserveError> {
             continue;
         };
         let hwtype = read_number(root, &format!("devices/ap/{name}/hwtype"))? as u8;
-        let type_name = root
-            .read(&format!("devices/ap/{name}/type"))
-            .map(|t| t.trim().to_string())
-            .unwrap_or_default();
-        cards.insert(id, SeenCard { hwtype, type_name });
+        let attr = |a: &str| {
+            root.read(&format!("devices/ap/{name}/{a}"))
+                .map(|t| t.trim().to_string())
+                .ok()
+        };
+        let flag = |a: &str, missing: bool| attr(a).map_or(missing, |v| v == "1");
+        cards.insert(
+            id,
+            SeenCard {
+                hwtype,
+                type_name: attr("type").unwrap_or_default(),
+                online: flag("online", true),
+                config: flag("config", true),
+                chkstop: flag("chkstop", false),
+                depth: attr("depth").and_then(|d| d.parse().ok()).unwrap_or(8),
+                functions: attr("ap_functions").and_then(|f| {
+                    u32::from_str_radix(f.trim_start_matches("0x").trim_start_matches("0X"), 16)
+                        .ok()
+                }),
+            },
+        );
     }
     let mut mdevs = BTreeMap::new();
     for name in root

@@ -4,15 +4,14 @@
 //! (`<etc>/udev/rules.d/41-ap.rules`). Only autostart mdevs are checked:
 //! manual ones are not started at boot.
 
-use std::fs;
 use std::path::Path;
 
 use apmatrix_model::parse::parse_absolute_mask;
+use apmatrix_model::topology::BootParameters;
 use apmatrix_model::vfio::cross;
 use apmatrix_model::{host_owns, Apqn, Mask256};
 use uuid::Uuid;
 
-use crate::export::from_mdevctl_json;
 use crate::{Problem, Severity, Wanted};
 
 /// The masks a 41-ap.rules sets, if it sets them (`ATTR{...apmask}="0x..."`).
@@ -30,7 +29,7 @@ pub fn rule_masks(text: &str) -> (Option<Mask256>, Option<Mask256>) {
 
 /// APQNs as ap-check names them in its messages (`5.4`: decimal, no
 /// padding), not in the kernel's form.
-fn apqns_text(apqns: &[Apqn]) -> String {
+pub(crate) fn apqns_text(apqns: &[Apqn]) -> String {
     apqns
         .iter()
         .map(|a| format!("{}.{}", a.adapter.0, a.domain.0))
@@ -43,34 +42,20 @@ fn apqns_text(apqns: &[Apqn]) -> String {
 pub fn check_persistent(wanted: &Wanted, etc: &Path, active: (Mask256, Mask256)) -> Vec<Problem> {
     let mut out = Vec::new();
     let dir = etc.join("mdevctl.d/matrix");
-    let mut stored: Vec<(Uuid, Mask256, Mask256)> = Vec::new();
-    if let Ok(entries) = fs::read_dir(&dir) {
-        for e in entries.flatten() {
-            let Ok(uuid) = Uuid::try_parse(&e.file_name().to_string_lossy()) else {
-                continue;
-            };
-            let text = match crate::files::read_text(&e.path(), crate::files::TEXT_LIMIT) {
-                Ok(text) => text,
-                Err(err) => {
-                    out.push(Problem {
-                        severity: Severity::Warning,
-                        message: format!("{}: {err}", e.path().display()),
-                        fix: "repair or remove that mdevctl config".into(),
-                    });
-                    continue;
-                }
-            };
-            match from_mdevctl_json(uuid, &text) {
-                Ok(m) if m.autostart => stored.push((uuid, m.adapters, m.domains)),
-                Ok(_) => {}
-                Err(err) => out.push(Problem {
-                    severity: Severity::Warning,
-                    message: format!("{}: {err}", e.path().display()),
-                    fix: "repair or remove that mdevctl config".into(),
-                }),
-            }
-        }
+    let defs = crate::definitions::read_definitions(etc);
+    for (path, why) in &defs.unreadable {
+        out.push(Problem {
+            severity: Severity::Warning,
+            message: format!("{}: {why}", path.display()),
+            fix: "repair or remove that mdevctl config".into(),
+        });
     }
+    let stored: Vec<(Uuid, Mask256, Mask256)> = defs
+        .list
+        .iter()
+        .filter(|d| d.mdev.autostart)
+        .map(|d| (d.uuid, d.mdev.adapters, d.mdev.domains))
+        .collect();
     let rules_path = etc.join("udev/rules.d/41-ap.rules");
     let rules = match crate::files::read_text(&rules_path, crate::files::TEXT_LIMIT) {
         Ok(text) => text,
@@ -125,4 +110,64 @@ pub fn check_persistent(wanted: &Wanted, etc: &Path, active: (Mask256, Mask256))
         }
     }
     out
+}
+
+/// The masks the next boot gives, and where each comes from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BootMasks {
+    pub apmask: Mask256,
+    pub aqmask: Mask256,
+    /// `41-ap.rules`, `kernel command line` or `kernel default`, per mask.
+    pub apmask_from: String,
+    pub aqmask_from: String,
+    /// What the kernel would ignore on the command line (a bad value).
+    pub warnings: Vec<String>,
+}
+
+/// The kernel command line's `ap.apmask=` and `ap.aqmask=` (the last of
+/// each, as the kernel's parameter parsing keeps it).
+pub fn cmdline_parameters(cmdline: &str) -> BootParameters {
+    let mut boot = BootParameters::default();
+    for word in cmdline.split_ascii_whitespace() {
+        if let Some(v) = word.strip_prefix("ap.apmask=") {
+            boot.apmask = Some(v.to_string());
+        } else if let Some(v) = word.strip_prefix("ap.aqmask=") {
+            boot.aqmask = Some(v.to_string());
+        }
+    }
+    boot
+}
+
+/// The masks at the next boot: the kernel sets them from its command line
+/// (all ones where a parameter is absent) when the AP bus comes up; then
+/// udev runs the chzdev rule, whose masks replace those (kernel.md §2,
+/// tools.md Part A §4). `rules` is 41-ap.rules' text, if there is one.
+pub fn boot_masks(rules: Option<&str>, cmdline: &BootParameters) -> BootMasks {
+    let (ap_boot, aq_boot, warnings) = cmdline.masks();
+    let (ap_rule, aq_rule) = rules.map(rule_masks).unwrap_or((None, None));
+    let from = |rule: bool, param: &Option<String>| {
+        if rule {
+            "41-ap.rules"
+        } else if param.is_some() {
+            "kernel command line"
+        } else {
+            "kernel default"
+        }
+        .to_string()
+    };
+    BootMasks {
+        apmask_from: from(ap_rule.is_some(), &cmdline.apmask),
+        aqmask_from: from(aq_rule.is_some(), &cmdline.aqmask),
+        apmask: ap_rule.unwrap_or(ap_boot),
+        aqmask: aq_rule.unwrap_or(aq_boot),
+        warnings: warnings
+            .iter()
+            .map(|w| {
+                format!(
+                    "{}={:?}: {}; the kernel leaves that mask empty",
+                    w.param, w.value, w.error
+                )
+            })
+            .collect(),
+    }
 }

@@ -8,6 +8,7 @@ use std::collections::BTreeMap;
 use apmatrix_model::topology::{parse_card_type, BootParameters, Card, CardMode};
 use apmatrix_model::{AdapterId, CpuModel, Host, Mask256, MaskKind, MatrixAxis, Topology};
 
+use crate::running::RunningGuest;
 use crate::{Observed, Wanted};
 
 /// The host's hardware as the model's topology. Card types come from the
@@ -25,11 +26,11 @@ pub fn topology_of(seen: &Observed) -> Topology {
                 id,
                 hwtype: c.hwtype,
                 mode,
-                functions: mode.default_functions(),
-                depth: 8,
-                online: true,
-                config: true,
-                chkstop: false,
+                functions: c.functions.unwrap_or_else(|| mode.default_functions()),
+                depth: c.depth,
+                online: c.online,
+                config: c.config,
+                chkstop: c.chkstop,
             },
         );
     }
@@ -92,4 +93,23 @@ pub fn guest_views(seen: &Observed, wanted: &Wanted) -> Option<Vec<(String, Stri
         }
     }
     Some(out)
+}
+
+/// The host as the model with its running guests started on their mdevs:
+/// what sysfs shows, plus who has each mdev open. A guest the model
+/// refuses (its mdev is not there) is said in the notes.
+pub fn model_with_guests(seen: &Observed, guests: &[RunningGuest]) -> (Host, Vec<String>) {
+    let mut host = model_of(seen);
+    let mut notes = Vec::new();
+    for g in guests {
+        let cpu = g
+            .cpu
+            .as_deref()
+            .map_or(Ok(CpuModel::default()), CpuModel::from_features)
+            .unwrap_or_default();
+        if let Err(e) = host.start_guest(&g.name, g.mdev, cpu) {
+            notes.push(format!("guest {} ({}): {e}", g.name, g.source));
+        }
+    }
+    (host, notes)
 }
