@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use apmatrix_model::{CardMode, KernelProfile, MaskKind};
 use clap::{Parser, Subcommand};
 
+pub(crate) use crate::source::ReadFrom;
 use crate::style::ColorChoice;
 
 /// Emulate, inspect and configure IBM Z crypto passthrough: the AP bus's
@@ -55,7 +56,22 @@ pub(crate) enum Command {
     #[command(args_override_self = true)]
     Lszcrypt(LszcryptArgs),
     /// Show who owns each APQN: the host, free for vfio_ap, or which mdev and guest
-    Matrix,
+    Matrix {
+        #[command(flatten)]
+        from: ReadFrom,
+    },
+    /// Every APQN through every layer (owner now, running guest, persistent masks, mdevctl and libvirt definitions), where they drift apart, and what the next boot does
+    ///
+    /// The next boot is simulated: the persistent masks (41-ap.rules, else the
+    /// kernel command line, else all ones) applied, then each autostart
+    /// definition started in mdevctl's order (its directory's order), as
+    /// mdevctl and ap-check would, through the model.
+    Status {
+        #[command(flatten)]
+        from: ReadFrom,
+        #[command(flatten)]
+        persistent: Persistent,
+    },
     /// Show or set the AP bus masks (apmask, aqmask)
     #[command(subcommand)]
     Mask(MaskCommand),
@@ -219,7 +235,7 @@ pub(crate) enum HostCommand {
         force: bool,
     },
     /// Describe the host: cards, domains, maximum ids, mdevs, guests
-    Show,
+    Show(ReadFrom),
     /// Print the host's hardware as a host description (TOML)
     Topology,
     /// A hardware or HMC event on a card of the running host: config (configured or deconfigured on the HMC; the bus sees it at its next scan), checkstop, or zcrypt's online
@@ -259,6 +275,17 @@ pub(crate) enum HostCommand {
     },
     /// Run a bus scan now, as a write to /sys/bus/ap/scans does
     Scan,
+}
+
+/// The persistent side `status` (and the HTML map) compares with.
+#[derive(clap::Args, Debug, Clone, Default)]
+pub(crate) struct Persistent {
+    /// The persistent side: DIR/mdevctl.d/matrix (mdevctl's and libvirt's definitions) and DIR/udev/rules.d/41-ap.rules; ap-check counts as installed if DIR/../usr/lib/mdevctl/scripts.d/callouts/ap-check is [default with --sysfs /sys: /etc]
+    #[arg(long, value_name = "DIR")]
+    pub(crate) etc: Option<PathBuf>,
+    /// The kernel command line whose ap.apmask= and ap.aqmask= the boot applies where 41-ap.rules sets no mask [default: PROC/cmdline with --proc or --sysfs /sys; on the emulated host, its boot parameters]
+    #[arg(long, value_name = "FILE")]
+    pub(crate) cmdline: Option<PathBuf>,
 }
 
 /// `--no-periodic-scans` of the servers.
@@ -317,7 +344,7 @@ pub(crate) enum OnOff {
 #[derive(Subcommand, Debug)]
 pub(crate) enum MaskCommand {
     /// Show both masks and the pools they define
-    Show,
+    Show(ReadFrom),
     /// Write a mask in either kernel form: absolute hex (0xf9ff...) or relative (-5,-6 / +0x47)
     Set {
         #[arg(value_enum)]
@@ -327,7 +354,7 @@ pub(crate) enum MaskCommand {
         value: String,
     },
     /// Print the kernel parameters that would give the current masks at boot
-    Cmdline,
+    Cmdline(ReadFrom),
 }
 
 #[derive(Copy, Clone, Debug, clap::ValueEnum)]
@@ -361,9 +388,11 @@ pub(crate) enum MdevCommand {
     Show {
         /// UUID or a unique prefix of it
         mdev: String,
+        #[command(flatten)]
+        from: ReadFrom,
     },
     /// List the mdevs
-    List,
+    List(ReadFrom),
     /// Remove an mdev (refused while a guest uses it; on kernels since 5.15, waits for the guest to let go)
     Remove {
         /// UUID or a unique prefix of it
@@ -412,9 +441,13 @@ pub(crate) enum GuestCommand {
     /// Hot unplug the guest's mdev
     Detach { name: String },
     /// List running guests
-    List,
+    List(ReadFrom),
     /// What lszcrypt inside the guest prints
-    Lszcrypt { name: String },
+    Lszcrypt {
+        name: String,
+        #[command(flatten)]
+        from: ReadFrom,
+    },
 }
 
 /// An adapter or domain number as the kernel's stores read one
@@ -427,7 +460,7 @@ fn id_number(text: &str) -> Result<u8, String> {
 }
 
 /// `--kernel`: a profile by name or by the kernel version that behaves so.
-fn kernel_profile(text: &str) -> Result<&'static KernelProfile, String> {
+pub(crate) fn kernel_profile(text: &str) -> Result<&'static KernelProfile, String> {
     apmatrix_model::profile::for_kernel(text)
 }
 

@@ -31,8 +31,8 @@ pub(crate) fn guest_command(cli: &Cli, cmd: &GuestCommand, store: &Store) -> Res
             let effects = store.update(|h| h.detach_mdev(name))??;
             Ok(describe_effects(&effects))
         }
-        GuestCommand::List => {
-            let host = store.load()?;
+        GuestCommand::List(from) => {
+            let host = from.host(store)?;
             let mut rows = Vec::new();
             for g in host.guests() {
                 let view = host.guest_view(&g.name)?;
@@ -61,8 +61,8 @@ pub(crate) fn guest_command(cli: &Cli, cmd: &GuestCommand, store: &Store) -> Res
             }
             Ok(out)
         }
-        GuestCommand::Lszcrypt { name } => {
-            let host = store.load()?;
+        GuestCommand::Lszcrypt { name, from } => {
+            let host = from.host(store)?;
             let view = host.guest_view(name)?;
             if cli.json {
                 return Ok(view.to_json());

@@ -11,6 +11,8 @@ mod mdev_cmd;
 mod output;
 mod private_net;
 mod serve;
+mod source;
+mod status_cmd;
 mod store;
 mod style;
 mod udev;
@@ -253,8 +255,8 @@ fn run(cli: &Cli, matches: &ArgMatches, style: &Style) -> Result<String> {
             ));
             Ok(out)
         }
-        Command::Host(HostCommand::Show) => {
-            let host = store().load()?;
+        Command::Host(HostCommand::Show(from)) => {
+            let host = from.host(&store())?;
             if cli.json {
                 return json(&host_summary(&host));
             }
@@ -262,8 +264,15 @@ fn run(cli: &Cli, matches: &ArgMatches, style: &Style) -> Result<String> {
         }
         Command::Host(HostCommand::Topology) => Ok(store().load()?.topology().to_toml()),
         Command::Lszcrypt(args) => lszcrypt_command(cli, args, matches, &store()),
-        Command::Matrix => {
-            let host = store().load()?;
+        Command::Status { from, persistent } => {
+            let status = status_cmd::gather(&store(), from, persistent)?;
+            if cli.json {
+                return json(&status);
+            }
+            Ok(status_cmd::render(&status, style))
+        }
+        Command::Matrix { from } => {
+            let host = from.host(&store())?;
             if cli.json {
                 return json(&matrix_view::build(&host));
             }
@@ -275,8 +284,8 @@ fn run(cli: &Cli, matches: &ArgMatches, style: &Style) -> Result<String> {
             | HostCommand::Adapter { .. }
             | HostCommand::Scan),
         ) => host_events::run(event, &store()),
-        Command::Mask(MaskCommand::Show) => {
-            let host = store().load()?;
+        Command::Mask(MaskCommand::Show(from)) => {
+            let host = from.host(&store())?;
             if cli.json {
                 return json(&mask_summary(&host));
             }
@@ -293,8 +302,8 @@ fn run(cli: &Cli, matches: &ArgMatches, style: &Style) -> Result<String> {
             out.push_str(&describe_effects(&effects));
             Ok(out)
         }
-        Command::Mask(MaskCommand::Cmdline) => {
-            let host = store().load()?;
+        Command::Mask(MaskCommand::Cmdline(from)) => {
+            let host = from.host(&store())?;
             Ok(format!("{}\n", boot_cmdline(&host)))
         }
         Command::Mdev(cmd) => mdev_command(cli, cmd, matches, &store()),

@@ -85,8 +85,8 @@ pub(crate) fn mdev_command(
             })?;
             outcome.map(|()| out)
         }
-        MdevCommand::Show { mdev } => {
-            let host = store.load()?;
+        MdevCommand::Show { mdev, from } => {
+            let host = from.host(store)?;
             let uuid = resolve_mdev(&host, mdev)?;
             let m = host.mdev(&uuid).ok_or(ApError::NoSuchMdev(uuid))?;
             if cli.json {
@@ -106,8 +106,8 @@ pub(crate) fn mdev_command(
                 indent(&controls),
             ))
         }
-        MdevCommand::List => {
-            let host = store.load()?;
+        MdevCommand::List(from) => {
+            let host = from.host(store)?;
             let list: Vec<MdevSummary> = host.mdevs().map(|m| mdev_summary(&host, m)).collect();
             if cli.json {
                 return Ok(list.to_json());

@@ -147,7 +147,6 @@ pub(crate) fn mask_summary(host: &Host) -> MaskSummary {
 
 #[derive(Serialize)]
 pub(crate) struct HostSummary {
-    pub(crate) name: String,
     pub(crate) profile: &'static str,
     pub(crate) max_adapter_id: u8,
     pub(crate) max_domain_id: u8,
@@ -178,7 +177,6 @@ pub(crate) struct CardSummary {
 pub(crate) fn host_summary(host: &Host) -> HostSummary {
     let t = host.topology();
     HostSummary {
-        name: t.name.clone(),
         profile: host.profile().name,
         max_adapter_id: t.max_adapter_id(),
         max_domain_id: t.max_domain_id(),
@@ -192,7 +190,8 @@ pub(crate) fn host_summary(host: &Host) -> HostSummary {
                 type_name: c.type_name(),
                 mode: c.mode.lszcrypt_name(),
                 hwtype: c.hwtype,
-                online: c.online,
+                // As the card's `online` shows it (kernel.md §4).
+                online: c.config && !c.chkstop && c.online,
                 config: c.config,
                 chkstop: c.chkstop,
             })
@@ -244,8 +243,8 @@ pub(crate) fn waiting_for_scan(host: &Host) -> Vec<String> {
 pub(crate) fn host_text(host: &Host) -> String {
     let s = host_summary(host);
     let mut out = format!(
-        "host {:?} (kernel profile {})\nmaximum adapter id {:#04x}, maximum domain id {:#04x}\nusage domains:   {}\ncontrol domains: {}\n",
-        s.name, s.profile, s.max_adapter_id, s.max_domain_id, s.usage_domains, s.control_domains
+        "kernel profile {}\nmaximum adapter id {:#04x}, maximum domain id {:#04x}\nusage domains:   {}\ncontrol domains: {}\n",
+        s.profile, s.max_adapter_id, s.max_domain_id, s.usage_domains, s.control_domains
     );
     out.push_str(&format!(
         "cards ({}, {} queues):\n",
