@@ -39,4 +39,6 @@ const MATRIX: &str = "devices/vfio_ap/matrix";
 #[cfg(test)]
 mod export_tests;
 #[cfg(test)]
+mod status_tests;
+#[cfg(test)]
 mod tests;

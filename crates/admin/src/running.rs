@@ -66,6 +66,9 @@ pub fn parse_domain_xml(text: &str) -> Option<RunningGuest> {
         root.children().find(|n| n.has_tag_name("domain"))?
     };
     let name = child(domain, "name")?.text()?.trim().to_string();
+    if name.is_empty() {
+        return None;
+    }
     let mdev = child(domain, "devices").and_then(|devices| {
         devices
             .children()
