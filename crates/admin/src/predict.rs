@@ -26,9 +26,17 @@ pub fn topology_of(seen: &Observed) -> Topology {
                 id,
                 hwtype: c.hwtype,
                 mode,
-                functions: c.functions.unwrap_or_else(|| mode.default_functions()),
+                // A card shows only the upper half of its bits (kernel.md
+                // §4): where that half is the mode's usual one, so is the rest.
+                functions: match c.functions {
+                    Some(f) if f != mode.default_functions() & 0xFFFF_0000 => f,
+                    _ => mode.default_functions(),
+                },
                 depth: c.depth,
-                online: c.online,
+                // A check-stopped or deconfigured card shows online 0
+                // whatever zcrypt's flag is; the flag is then taken as on,
+                // its default.
+                online: c.online || c.chkstop || !c.config,
                 config: c.config,
                 chkstop: c.chkstop,
             },

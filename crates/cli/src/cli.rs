@@ -236,8 +236,8 @@ pub(crate) enum HostCommand {
     },
     /// Describe the host: cards, domains, maximum ids, mdevs, guests
     Show(ReadFrom),
-    /// Print the host's hardware as a host description (TOML)
-    Topology,
+    /// Print the host's hardware as a host description (TOML); with --sysfs, a real LPAR's, to emulate it (`host init --from`)
+    Topology(ReadFrom),
     /// A hardware or HMC event on a card of the running host: config (configured or deconfigured on the HMC; the bus sees it at its next scan), checkstop, or zcrypt's online
     Card {
         /// The card's adapter number: 5 or 0x05

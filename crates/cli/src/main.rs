@@ -262,7 +262,14 @@ fn run(cli: &Cli, matches: &ArgMatches, style: &Style) -> Result<String> {
             }
             Ok(host_text(&host))
         }
-        Command::Host(HostCommand::Topology) => Ok(store().load()?.topology().to_toml()),
+        Command::Host(HostCommand::Topology(from)) => {
+            let mut topology = from.host(&store())?.topology().clone();
+            if let Some(dir) = &from.sysfs {
+                // sysfs carries no name: say where it was read.
+                topology.name = format!("observed at {}", dir.display());
+            }
+            Ok(topology.to_toml())
+        }
         Command::Lszcrypt(args) => lszcrypt_command(cli, args, matches, &store()),
         Command::Status { from, persistent } => {
             let status = status_cmd::gather(&store(), from, persistent)?;

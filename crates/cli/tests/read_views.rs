@@ -220,3 +220,46 @@ fn a_guest_naming_a_missing_mdev_is_a_note_and_the_view_still_prints() {
     );
     assert_eq!(String::from_utf8_lossy(&out.stdout), "no guests\n");
 }
+
+#[test]
+fn a_host_read_through_its_tree_is_described_as_the_state_file_describes_it() {
+    if !can_run("host topology on the tree", &fuse_missing()) {
+        return;
+    }
+    let (tmp, host, dir) = fresh_host();
+    for args in [
+        &["host", "card", "5", "checkstop", "on"][..],
+        &["host", "card", "6", "online", "off"],
+    ] {
+        succeeded(apmatrix(&host, args));
+    }
+    let _served = Served::start(&host, &dir);
+    let from_file = succeeded(apmatrix(&host, &["host", "topology"]));
+    let from_tree = succeeded(apmatrix(
+        &host,
+        &["host", "topology", "--sysfs", dir.to_str().unwrap()],
+    ));
+    let (file_name, file_rest) = from_file.split_once('\n').unwrap();
+    let (tree_name, tree_rest) = from_tree.split_once('\n').unwrap();
+    assert_eq!(file_name, "name = \"seed example\"");
+    assert_eq!(
+        tree_name,
+        format!("name = \"observed at {}\"", dir.display())
+    );
+    assert_eq!(
+        file_rest, tree_rest,
+        "only the name differs: sysfs carries none"
+    );
+    // The capture emulates: a host made from it shows the same tree.
+    let captured = tmp.path().join("captured.toml");
+    std::fs::write(&captured, &from_tree).unwrap();
+    let copy = tmp.path().join("copy.json");
+    succeeded(apmatrix(
+        &copy,
+        &["host", "init", "--from", captured.to_str().unwrap()],
+    ));
+    assert_eq!(
+        succeeded(apmatrix(&copy, &["lszcrypt", "-V"])),
+        succeeded(apmatrix(&host, &["lszcrypt", "-V"]))
+    );
+}
