@@ -39,6 +39,9 @@ pub fn libvirt_guests(run: &Path) -> Vec<RunningGuest> {
     let mut out: Vec<RunningGuest> = entries
         .flatten()
         .filter(|e| e.file_name().to_string_lossy().ends_with(".xml"))
+        // libvirt writes these as root; a file someone else could have
+        // planted says nothing.
+        .filter(|e| fs::metadata(e.path()).is_ok_and(|m| trusted(&m)))
         .filter_map(|e| {
             let text = crate::files::read_text(&e.path(), LIMIT).ok()?;
             let mut g = parse_domain_xml(&text)?;
@@ -150,6 +153,13 @@ pub fn qemu_guests(proc: &Path) -> Vec<RunningGuest> {
             .collect();
         if let Some(mut g) = parse_qemu_args(&args) {
             g.source = format!("pid {pid}");
+            // Any user can start a process whose arguments name someone's
+            // mdev: only one that holds a VFIO group (or iommufd) open has it.
+            if g.mdev.is_some() && !holds_vfio(&e.path()) {
+                g.mdev = None;
+                g.source
+                    .push_str(" (holds no VFIO device: its vfio-ap argument is not believed)");
+            }
             out.push(g);
         }
     }
@@ -223,6 +233,30 @@ fn vfio_ap_sysfsdev(value: &str) -> Option<String> {
         .flatten()
 }
 
+/// The process (`<proc>/<pid>`) has a VFIO group or iommufd open, as a
+/// QEMU with a vfio-ap device does. Unreadable descriptors (another user's
+/// process, without privilege) count as not.
+fn holds_vfio(process: &Path) -> bool {
+    let Ok(fds) = fs::read_dir(process.join("fd")) else {
+        return false;
+    };
+    fds.flatten().any(|fd| {
+        fs::read_link(fd.path()).is_ok_and(|target| {
+            let t = target.to_string_lossy();
+            (t.starts_with("/dev/vfio/") && t != "/dev/vfio/vfio") || t == "/dev/iommu"
+        })
+    })
+}
+
+/// A file only root or this user could have written: owned by one of them
+/// and not writable by group or others.
+fn trusted(meta: &fs::Metadata) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    // SAFETY: geteuid(2) has no preconditions and cannot fail.
+    let me = unsafe { libc::geteuid() };
+    (meta.uid() == 0 || meta.uid() == me) && meta.mode() & 0o022 == 0
+}
+
 /// Both sources together, one guest per name (libvirt's word first: it
 /// knows the domain's CPU as defined).
 pub fn running_guests(run: &Path, proc: &Path) -> Vec<RunningGuest> {
@@ -260,6 +294,58 @@ mod tests {
         assert_eq!((plain.mdev, plain.cpu), (None, None));
         assert!(parse_domain_xml("<network><name>x</name></network>").is_none());
         assert!(parse_domain_xml("<domain><name>").is_none());
+    }
+
+    #[test]
+    fn a_qemu_process_has_its_mdev_only_while_it_holds_a_vfio_group() {
+        let proc = tempfile::tempdir().unwrap();
+        let argv = format!(
+            "qemu-system-s390x\0-name\0guest=g1\0-device\0vfio-ap,sysfsdev=/sys/bus/mdev/devices/{U}\0"
+        );
+        for pid in ["100", "200"] {
+            fs::create_dir_all(proc.path().join(pid).join("fd")).unwrap();
+            fs::write(proc.path().join(pid).join("cmdline"), &argv).unwrap();
+        }
+        std::os::unix::fs::symlink("/dev/vfio/7", proc.path().join("100/fd/31")).unwrap();
+        std::os::unix::fs::symlink("/dev/vfio/vfio", proc.path().join("200/fd/30")).unwrap();
+        fs::create_dir(proc.path().join("self")).unwrap();
+        let guests = qemu_guests(proc.path());
+        let seen: Vec<(&str, Option<Uuid>)> =
+            guests.iter().map(|g| (g.source.as_str(), g.mdev)).collect();
+        assert_eq!(
+            seen,
+            [
+                ("pid 100", Some(Uuid::parse_str(U).unwrap())),
+                (
+                    "pid 200 (holds no VFIO device: its vfio-ap argument is not believed)",
+                    None
+                )
+            ]
+        );
+    }
+
+    #[test]
+    fn libvirt_xml_that_others_could_write_is_not_read() {
+        use std::os::unix::fs::PermissionsExt;
+        let run = tempfile::tempdir().unwrap();
+        let dir = run.path().join("libvirt/qemu");
+        fs::create_dir_all(&dir).unwrap();
+        let xml = format!(
+            "<domain><name>NAME</name><devices><hostdev type='mdev' model='vfio-ap'>\
+             <source><address uuid='{U}'/></source></hostdev></devices></domain>"
+        );
+        for name in ["good", "planted"] {
+            let path = dir.join(format!("{name}.xml"));
+            fs::write(&path, xml.replace("NAME", name)).unwrap();
+            fs::set_permissions(&path, fs::Permissions::from_mode(0o644)).unwrap();
+        }
+        fs::set_permissions(dir.join("planted.xml"), fs::Permissions::from_mode(0o666)).unwrap();
+        fs::write(dir.join("notes.txt"), "x").unwrap();
+        let names: Vec<String> = libvirt_guests(run.path())
+            .into_iter()
+            .map(|g| g.name)
+            .collect();
+        assert_eq!(names, ["good"]);
     }
 
     #[test]
