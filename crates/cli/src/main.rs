@@ -6,6 +6,9 @@ mod demo;
 mod guest_cmd;
 mod host_events;
 mod lszcrypt;
+// Used by `matrix --html`, wired separately.
+#[allow(dead_code)]
+mod matrix_html;
 mod matrix_view;
 mod mdev_cmd;
 mod output;
