@@ -1,36 +1,48 @@
 //! `apmatrix matrix --html FILE`: the status of every APQN as one page to
 //! look at. An adapters x domains grid coloured by owner, a legend of the
 //! mdevs, the drift and what the next boot does, and for the APQN under
-//! the pointer its layers (a `title` on each cell, and a side panel).
+//! the pointer its layers (each cell's `title`, and a side panel).
 //!
 //! The page is self-contained: inline CSS and JS, no font, image, script
 //! or link outside it, and a Content-Security-Policy that forbids loading
 //! any. Every value from the status is escaped (guest names, paths and
-//! node-device names come from files other users write).
+//! node-device names come from files other users write); the script shows
+//! them with `textContent` only.
+//!
+//! Size: a cell carries its layers in data attributes, and the script
+//! writes each cell's `title` from them when the page loads (the layers as
+//! text in the file would double a 256 x 85 page).
 //!
 //! What a test can query (stable):
-//! - `table#matrix`: a row `tr[data-adapter="05"]` per adapter that has a
-//!   card or is named by an APQN row, a column `th[data-domain="0004"]` per
-//!   domain some APQN row names. Each APQN of the status is a
-//!   `td.apqn.owner-<owner>` (`host`, `free`, `unbound`, `mdev`, `none`)
-//!   with `data-apqn="05.0004"`, `data-owner`, `data-at-boot` (`host` or
-//!   `vfio_ap`), `data-after-boot`, and where there is one `data-mdev`,
-//!   `data-guest`, `data-in-guest` (`yes`/`no`), `data-after-boot-mdev`;
-//!   class `drift` when a drift item names it (an outline and a corner
+//! - `table#matrix` (class `large` or `compact`): a row
+//!   `tr[data-adapter="05"]` per adapter that has a card or is named by an
+//!   APQN row, a column `th[data-domain="0004"]` per domain an APQN row
+//!   names. Each APQN of the status is a `td.apqn.owner-<owner>` (`host`,
+//!   `free`, `unbound`, `mdev`, `none`) with `data-apqn="05.0004"`,
+//!   `data-owner`, `data-at-boot` (`host` or `vfio_ap`), and where there
+//!   is one `data-mdev` (UUID), `data-guest`, `data-in-guest` (`yes`/`no`),
+//!   `data-defs` (the UUIDs of the definitions naming it, space-separated;
+//!   their start mode and node device are on `tr[data-uuid]` of
+//!   `#definitions`). `data-after-boot` (and `data-after-boot-mdev`) only
+//!   where the next boot changes the owner: absent, it stays as it is.
+//!   Classes: `drift` when a drift item names it (an outline and a corner
 //!   mark), `unseen` when its guest does not see it, `absent` when the
-//!   queue does not exist, `m<N>` for the colour of mdev N. Its text is
-//!   the glyph `apmatrix matrix` prints: `H` host, `.` free, `-` unbound,
-//!   the mdev's label letter. Grid places without an APQN row are `td.gap`.
-//! - `ul#mdevs`: `li[data-mdev=UUID]` per mdev, with `data-label`,
-//!   `data-index` (the N of `m<N>`), `data-guest`, `data-start`
-//!   (`auto`/`manual`, when defined), `data-nodedev`.
+//!   queue does not exist though something holds it, `m<N>` for mdev N's
+//!   colour. Its text is the glyph `apmatrix matrix` prints: `H` host, `.`
+//!   free, `-` unbound, the mdev's label letter, nothing for none. Grid
+//!   places without an APQN row are `td.gap`. After the script: `title`.
+//! - `ul#mdevs`: `li[data-mdev=UUID]` per mdev (active ones first, in UUID
+//!   order, so the labels are `apmatrix matrix`'s), with `data-label`,
+//!   `data-index` (the N of `m<N>`), `data-guest`, and when it is defined
+//!   `data-start` (`auto`/`manual`) and `data-nodedev`.
 //! - `ol#drift`: `li[data-kind]` per drift item (`masks`, `undefined`,
 //!   `differs`, `not_started`, `boot_failure`, `unreadable`, `guest`), with
 //!   `data-mdev`, `data-apqns` (space-separated), `.message` and `.fix`.
 //! - `ol#next-boot`: `li[data-uuid][data-started="yes"|"no"]` per autostart
 //!   definition, in boot order, with its ap-check messages and refusal.
-//! - `table#definitions`: `tr[data-uuid]` per definition.
-//! - `aside#panel`: filled by the script with the hovered APQN's layers;
+//! - `table#definitions`: `tr[data-uuid][data-start][data-nodedev]`.
+//! - `aside#panel`: the layers of the APQN under the pointer, or of the one
+//!   clicked or named by the address's fragment (`page.html#05.0004`);
 //!   `body[data-js="ready"]` once the script ran.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -184,14 +196,18 @@ fn header(out: &mut String, s: &Status, title: &str) {
     if s.guests.is_empty() {
         out.push_str("no running guest");
     } else {
+        const SHOWN: usize = 12;
         out.push_str("guests ");
-        for (i, g) in s.guests.iter().enumerate() {
+        for (i, g) in s.guests.iter().take(SHOWN).enumerate() {
             if i > 0 {
                 out.push_str(", ");
             }
             out.push_str("<b>");
             push_esc(out, g);
             out.push_str("</b>");
+        }
+        if s.guests.len() > SHOWN {
+            let _ = write!(out, " and {} more", s.guests.len() - SHOWN);
         }
     }
     out.push_str(if s.ap_check {
@@ -292,7 +308,16 @@ fn grid(out: &mut String, s: &Status, labels: &HashMap<Uuid, char>, index: &Hash
         }
         out.push_str("</tr>\n");
     }
-    out.push_str("</tbody>\n</table>\n</div>\n</section>\n");
+    out.push_str("</tbody>\n</table>\n</div>\n");
+    out.push_str(
+        "<ul class=\"marks\">\
+         <li><span class=\"sw owner-free drift\"></span>drift: a drift item below names it</li>\
+         <li><span class=\"sw owner-mdev m0 unseen\">a</span>its guest does not see it</li>\
+         <li><span class=\"sw owner-mdev m0 absent\">a</span>in an mdev, but no such queue</li>\
+         <li><span class=\"sw owner-none\"></span>no such queue, in no mdev</li>\
+         <li>click a cell to keep its layers in the panel; <code>#05.0004</code> in the address does too</li></ul>\n\
+         </section>\n",
+    );
 }
 
 fn cell(
@@ -676,27 +701,33 @@ section{background:var(--panel);border:1px solid var(--line);border-radius:8px;p
 .bar{display:flex;flex-wrap:wrap;align-items:baseline;gap:4px 14px;margin-bottom:8px}.bar h2{margin:0}
 .hint,.muted{color:var(--muted)}
 fieldset{border:0;margin:0 0 0 auto;padding:0;display:flex;gap:10px}fieldset legend{float:left;color:var(--muted);margin-right:4px}
-.wrap{overflow:auto;max-height:calc(100vh - 190px);border:1px solid var(--line);border-radius:6px}
+.wrap{width:fit-content;max-width:100%;overflow:auto;max-height:calc(100vh - 190px);border:1px solid var(--line);border-radius:6px}
 #matrix{border-collapse:separate;border-spacing:0;font-size:11px}
 #matrix th{background:var(--panel);color:var(--muted);font-weight:600;position:sticky;z-index:2}
 #matrix thead th{top:0;height:22px;padding:0 1px;border-bottom:1px solid var(--line);font-size:10px}
 #matrix tbody th{left:0;text-align:left;padding:0 6px;white-space:nowrap;border-right:1px solid var(--line);color:var(--fg)}
 #matrix tbody th small{color:var(--muted);margin-left:5px;font-weight:400}
 #matrix tbody th.nocard,#matrix tbody th.offline{font-style:italic;color:var(--muted)}
-#matrix thead th.corner{left:0;z-index:3;text-align:left;padding:0 6px;font-weight:400}
+#matrix thead th.corner{left:0;z-index:3;text-align:left;padding:0 6px;font-weight:400;white-space:nowrap}
 #matrix td{width:18px;min-width:18px;height:18px;padding:0;text-align:center;border-right:1px solid var(--bg);border-bottom:1px solid var(--bg);position:relative;cursor:default}
-#matrix.large{font-size:14px}#matrix.large thead th{font-size:12px;height:28px}
-#matrix.large td{width:34px;min-width:34px;height:30px;border-width:0 2px 2px 0}
+#matrix.large{font-size:15px}#matrix.large thead th{font-size:12px;height:30px}
+#matrix.large tbody th{padding:0 10px}
+#matrix.large td{width:42px;min-width:42px;height:36px;border-width:0 3px 3px 0}
+#matrix.compact td.owner-host,#matrix.compact td.owner-free{color:color-mix(in srgb,currentColor 55%,transparent)}
 .sw{display:inline-flex;align-items:center;justify-content:center;width:20px;height:20px;border-radius:4px;font:600 12px ui-monospace,monospace;flex:none;position:relative;border:1px solid var(--line)}
 .owner-host{background:var(--host);color:var(--hostfg)}
 .owner-free{background:var(--free);color:var(--freefg)}
 .owner-unbound{background:var(--unb);color:var(--unbfg)}
 .owner-none{background:repeating-linear-gradient(135deg,transparent 0 3px,var(--line) 3px 4px)}
 .owner-mdev{background:hsl(var(--h,0) var(--mS) var(--mL));color:var(--mfg);font-weight:700}
-td.unseen{background-image:repeating-linear-gradient(45deg,transparent 0 3px,rgba(127,127,127,.45) 3px 5px)}
-td.absent{background:transparent;color:hsl(var(--h,0) 60% 50%);box-shadow:inset 0 0 0 1px hsl(var(--h,0) 60% 50%)}
-.drift{box-shadow:inset 0 0 0 2px var(--drift)}
-.drift::after{content:"";position:absolute;top:0;right:0;border-style:solid;border-width:0 6px 6px 0;border-color:transparent var(--drift) transparent transparent}
+.unseen{background-image:repeating-linear-gradient(45deg,transparent 0 3px,rgba(127,127,127,.45) 3px 5px)}
+.absent{background:transparent;color:hsl(var(--h,0) 60% 50%);box-shadow:inset 0 0 0 1px hsl(var(--h,0) 60% 50%)}
+.drift{box-shadow:inset 0 0 0 1.5px var(--drift)}
+.drift::after{content:"";position:absolute;top:0;right:0;border-style:solid;border-width:0 7px 7px 0;border-color:transparent var(--drift) transparent transparent}
+#matrix.large td.drift::after{border-width:0 11px 11px 0}
+#matrix.compact td.drift{box-shadow:none}#matrix.compact td.drift::after{border-width:0 6px 6px 0}
+.marks{display:flex;flex-wrap:wrap;gap:4px 16px;margin:8px 0 0;padding:0;list-style:none;color:var(--muted);font-size:13px}
+.marks li{display:flex;align-items:center;gap:6px}
 #matrix.focus td.apqn:not(.hl){opacity:.28}
 #matrix td.hl{outline:2px solid var(--hl);outline-offset:-2px;z-index:1}
 #matrix td.pinned{outline:3px solid var(--hl);outline-offset:-3px;z-index:1}
@@ -810,6 +841,10 @@ function setView(v){
     else paint(td,td.dataset.owner,td.dataset.mdev);
     if(td===pinned)td.classList.add("pinned");});
 }
+function fromHash(){var td=byApqn[decodeURIComponent(location.hash.slice(1))];if(!td)return;
+  if(pinned)pinned.classList.remove("pinned");pinned=td;td.classList.add("pinned");show(td);
+  td.scrollIntoView({block:"nearest",inline:"nearest"});}
+window.addEventListener("hashchange",fromHash);fromHash();
 document.querySelectorAll("#view input").forEach(function(r){r.addEventListener("change",function(){if(r.checked)setView(r.value);});});
 document.body.dataset.js="ready";
 })();
