@@ -376,7 +376,7 @@ fn cell(
         }
         out.push('"');
     }
-    out.push_str("\">");
+    out.push('>');
     let g = glyph(q.owner, q.mdev.and_then(|u| labels.get(&u).copied()));
     if g != ' ' {
         out.push(g);
@@ -1119,10 +1119,61 @@ mod tests {
         assert!(page.contains(&format!(
             "&quot;&gt;&lt;img src=x onerror=alert(1)&gt;{escaped}"
         )));
-        // no attribute value ends early: every cell's attributes parse whole
+        // no attribute value ends early
+        assert_well_formed(&page);
         for c in cells(&page) {
             assert!(c.contains_key("data-at-boot"), "{c:?}");
         }
+    }
+
+    /// Every start tag outside the style and the script is `<name` then
+    /// ` attr="value"` (no `"` or `<` in the value) or ` attr`, then `>`.
+    fn assert_well_formed(page: &str) {
+        let style = page.find("<style>").unwrap()..page.find("</style>").unwrap();
+        let script = page.find("<script>").unwrap()..page.find("</script>").unwrap();
+        for (at, _) in page.match_indices('<') {
+            if style.contains(&at) && at != style.start
+                || script.contains(&at) && at != script.start
+            {
+                continue;
+            }
+            let rest = &page[at + 1..];
+            if rest.starts_with('/') || rest.starts_with('!') {
+                continue;
+            }
+            let end = rest.find('>').unwrap();
+            let tag = &rest[..end];
+            let name_len = tag.find(' ').unwrap_or(tag.len());
+            assert!(
+                tag[..name_len].bytes().all(|b| b.is_ascii_alphanumeric()),
+                "bad tag <{tag}>"
+            );
+            let mut attrs = &tag[name_len..];
+            while !attrs.is_empty() {
+                let a = attrs
+                    .strip_prefix(' ')
+                    .unwrap_or_else(|| panic!("<{tag}>: {attrs}"));
+                let name_end = a.find(['=', ' ']).unwrap_or(a.len());
+                let name = &a[..name_end];
+                assert!(
+                    !name.is_empty()
+                        && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-'),
+                    "<{tag}>: attribute {name:?}"
+                );
+                attrs = &a[name_end..];
+                if let Some(v) = attrs.strip_prefix("=\"") {
+                    let close = v.find('"').unwrap_or_else(|| panic!("<{tag}>"));
+                    assert!(!v[..close].contains('<'), "<{tag}>");
+                    attrs = &v[close + 1..];
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn every_tag_is_well_formed() {
+        let (s, _etc) = every_owner();
+        assert_well_formed(&page(&s, "small"));
     }
 
     /// Where the page would fetch from: it must be nowhere.
@@ -1213,6 +1264,7 @@ mod tests {
         eprintln!("256 x 85 page: {} bytes", page.len());
         assert!(page.len() < 3_500_000, "{} bytes", page.len());
         assert_eq!(cells(&page).len(), 256 * 85);
+        assert_well_formed(&page);
         assert!(page.contains("<table id=\"matrix\" class=\"compact\">"));
         assert_eq!(page.matches("<li data-mdev=").count(), 40);
         assert_eq!(external_references(&page), Vec::<String>::new());

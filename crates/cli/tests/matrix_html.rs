@@ -203,6 +203,16 @@ fn the_page_renders_in_chromium_without_the_network() {
     let cells = tags(&dom, "<td class=\"apqn");
     let wanted = map["cells"].as_array().unwrap();
     assert_eq!(cells.len(), wanted.len(), "{dom}");
+    // Every attribute is one the page means (a stray quote would make one
+    // named `"`).
+    for c in &cells {
+        for name in c.keys() {
+            assert!(
+                name == "class" || name == "title" || name.starts_with("data-"),
+                "attribute {name:?} in {c:?}"
+            );
+        }
+    }
     for w in wanted {
         let apqn = w["apqn"].as_str().unwrap();
         let c = cells
