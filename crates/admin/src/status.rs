@@ -68,6 +68,18 @@ pub struct DefinedIn {
     pub nodedev: String,
 }
 
+/// An active mdev.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct ActiveMdev {
+    pub uuid: Uuid,
+    pub adapters: String,
+    pub domains: String,
+    pub control_domains: String,
+    /// The running guest that has it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub guest: Option<String>,
+}
+
 /// A definition as a whole.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct DefinitionStatus {
@@ -137,6 +149,8 @@ pub struct Status {
     pub persistent: PersistentMasks,
     pub ap_check: bool,
     pub guests: Vec<String>,
+    /// Every active mdev, in UUID order (also those holding no APQN).
+    pub mdevs: Vec<ActiveMdev>,
     pub apqns: Vec<ApqnStatus>,
     pub definitions: Vec<DefinitionStatus>,
     pub next_boot: Vec<BootStart>,
@@ -303,6 +317,16 @@ pub fn status(l: &Layers<'_>) -> Status {
         },
         ap_check: l.ap_check,
         guests: now.guests().map(|g| g.name.clone()).collect(),
+        mdevs: now
+            .mdevs()
+            .map(|m| ActiveMdev {
+                uuid: m.uuid,
+                adapters: m.adapters.to_hex_list(),
+                domains: m.domains.to_hex_list(),
+                control_domains: m.control_domains.to_hex_list(),
+                guest: now.guest_of(&m.uuid).map(str::to_string),
+            })
+            .collect(),
         apqns: rows,
         definitions: l
             .definitions

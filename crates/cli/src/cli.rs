@@ -59,6 +59,12 @@ pub(crate) enum Command {
     Matrix {
         #[command(flatten)]
         from: ReadFrom,
+        /// Write the map as one self-contained HTML page to FILE: colours by owner, each mdev and guest named, every APQN's layers as `status` gives them on hover, the drift marked
+        #[arg(long, value_name = "FILE")]
+        html: Option<PathBuf>,
+        /// With --html: the persistent side the page compares with (see `status`)
+        #[command(flatten)]
+        persistent: Persistent,
     },
     /// Every APQN through every layer (owner now, running guest, persistent masks, mdevctl and libvirt definitions), where they drift apart, and what the next boot does
     ///

@@ -300,7 +300,33 @@ pub fn export(
 /// One file of `export --dir DIR`.
 fn write_export(dir: &Path, path: &Path, text: &str) -> Result<(), CliError> {
     fs::create_dir_all(dir).map_err(|e| CliError::Failed(format!("{}: {e}", dir.display())))?;
-    fs::write(path, text).map_err(|e| CliError::Failed(format!("{}: {e}", path.display())))
+    write_file(path, text)
+}
+
+/// Writes a whole file the user named: into a new file beside it, then
+/// renamed over it, so a reader (or a kill) never sees half of it.
+pub fn write_file(path: &Path, text: &str) -> Result<(), CliError> {
+    use std::io::Write as _;
+    let failed = |p: &Path, e: std::io::Error| CliError::Failed(format!("{}: {e}", p.display()));
+    let name = path
+        .file_name()
+        .ok_or_else(|| CliError::Usage(format!("{}: not a file name", path.display())))?;
+    let temp = path.with_file_name(format!(
+        ".{}.{}.apmatrix-tmp",
+        name.to_string_lossy(),
+        std::process::id()
+    ));
+    let result = fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(&temp)
+        .and_then(|mut f| f.write_all(text.as_bytes()).and_then(|()| f.sync_all()))
+        .and_then(|()| fs::rename(&temp, path));
+    if let Err(e) = result {
+        let _ = fs::remove_file(&temp);
+        return Err(failed(path, e));
+    }
+    Ok(())
 }
 
 /// An id list for the configuration file; empty for none.

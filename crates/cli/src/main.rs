@@ -6,8 +6,6 @@ mod demo;
 mod guest_cmd;
 mod host_events;
 mod lszcrypt;
-// Used by `matrix --html`, wired separately.
-#[allow(dead_code)]
 mod matrix_html;
 mod matrix_view;
 mod mdev_cmd;
@@ -281,7 +279,20 @@ fn run(cli: &Cli, matches: &ArgMatches, style: &Style) -> Result<String> {
             }
             Ok(status_cmd::render(&status, style))
         }
-        Command::Matrix { from } => {
+        Command::Matrix {
+            from,
+            html: Some(file),
+            persistent,
+        } => {
+            let status = status_cmd::gather(&store(), from, persistent)?;
+            let title = match &from.sysfs {
+                Some(dir) => format!("apmatrix matrix: {}", dir.display()),
+                None => format!("apmatrix matrix: {}", store().path().display()),
+            };
+            configure::write_file(file, &matrix_html::page(&status, &title))?;
+            Ok(format!("wrote {}\n", file.display()))
+        }
+        Command::Matrix { from, .. } => {
             let host = from.host(&store())?;
             if cli.json {
                 return json(&matrix_view::build(&host));

@@ -42,7 +42,13 @@ pub struct OwnerMap {
     pub cells: Vec<Cell>,
 }
 
-const LABELS: &[u8] = b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ";
+/// Mdev labels in order: letters, but not `H`, which is the host's glyph.
+pub(crate) const LABELS: &[u8] = b"abcdefghijklmnopqrstuvwxyzABCDEFGIJKLMNOPQRSTUVWXYZ";
+
+/// The label of the `i`th mdev; `#` once the letters run out.
+pub(crate) fn label(i: usize) -> char {
+    LABELS.get(i).map_or('#', |&b| b as char)
+}
 
 /// Builds the map: rows are the adapters with a card or in an mdev, columns
 /// the usage domains and any domain in an mdev.
@@ -70,7 +76,7 @@ pub fn build(host: &Host) -> OwnerMap {
             }
         }
         labels.push(MdevLabel {
-            label: LABELS.get(i).map_or('#', |&b| b as char),
+            label: label(i),
             uuid: m.uuid,
             guest,
             apqns,
