@@ -7,11 +7,13 @@ use std::path::Path;
 
 use apmatrix_admin::{
     check as check_config, export as ex, observe, plan as plan_steps, target_masks, Config,
-    DirRoot, EmulatedRoot, Severity, SysfsRoot, Wanted,
+    DirRoot, EmulatedRoot, Problem, Severity, Step, SysfsRoot, Wanted,
 };
 
 use apmatrix_model::KernelProfile;
+use serde::Serialize;
 
+use crate::output::erased::Json as _;
 use crate::store::Store;
 use crate::CliError;
 
@@ -33,14 +35,108 @@ fn observe_err(e: impl std::fmt::Display) -> CliError {
 }
 
 /// What each configured guest will see once its mdev is in place and the
-/// guest starts (the host as sysfs shows it, rebuilt in the model).
-fn predicted_views(seen: &apmatrix_admin::Observed, w: &Wanted) -> String {
+/// guest starts (the host as sysfs shows it, rebuilt in the model), in
+/// file order; none when the configuration does not apply.
+fn predicted_views(seen: &apmatrix_admin::Observed, w: &Wanted) -> Vec<PredictedView> {
+    apmatrix_admin::predict::guest_views(seen, w)
+        .unwrap_or_default()
+        .into_iter()
+        .map(|(guest, lszcrypt)| PredictedView { guest, lszcrypt })
+        .collect()
+}
+
+/// The predicted views as the text forms of check and plan end with them.
+fn views_text(views: &[PredictedView]) -> String {
     let mut out = String::new();
-    for (guest, view) in apmatrix_admin::predict::guest_views(seen, w).unwrap_or_default() {
-        let _ = writeln!(out, "\n# {guest} will see:");
-        out.push_str(&view);
+    for v in views {
+        let _ = writeln!(out, "\n# {} will see:", v.guest);
+        out.push_str(&v.lszcrypt);
     }
     out
+}
+
+/// One guest's predicted `lszcrypt` (check and plan, `--json`).
+#[derive(Serialize)]
+struct PredictedView {
+    guest: String,
+    lszcrypt: String,
+}
+
+/// `check --json`: docs/json/check.schema.json.
+#[derive(Serialize)]
+struct CheckReport {
+    config: String,
+    accepted: bool,
+    mdevs: usize,
+    errors: usize,
+    warnings: usize,
+    problems: Vec<ProblemJson>,
+    predicted_views: Vec<PredictedView>,
+}
+
+#[derive(Serialize)]
+struct ProblemJson {
+    severity: &'static str,
+    message: String,
+    fix: String,
+}
+
+impl From<&Problem> for ProblemJson {
+    fn from(p: &Problem) -> ProblemJson {
+        ProblemJson {
+            severity: match p.severity {
+                Severity::Error => "error",
+                Severity::Warning => "warning",
+            },
+            message: p.message.clone(),
+            fix: p.fix.clone(),
+        }
+    }
+}
+
+/// `plan --json`: docs/json/plan.schema.json.
+#[derive(Serialize)]
+struct PlanReport {
+    config: String,
+    root: String,
+    steps: Vec<StepJson>,
+    predicted_views: Vec<PredictedView>,
+}
+
+#[derive(Serialize)]
+struct StepJson {
+    path: String,
+    full_path: String,
+    value: String,
+    undo: Option<WriteJson>,
+}
+
+/// A write that undoes a step.
+#[derive(Serialize)]
+struct WriteJson {
+    path: String,
+    full_path: String,
+    value: String,
+}
+
+/// A path under the root as the text plan shows it (as `Step::shell`).
+fn full_path(root: &str, path: &str) -> String {
+    format!("{root}/{path}")
+}
+
+impl StepJson {
+    fn new(root: &str, s: &Step) -> StepJson {
+        StepJson {
+            path: s.path.clone(),
+            full_path: full_path(root, &s.path),
+            value: s.value.clone(),
+            undo: s.undo.as_ref().map(|(path, value)| WriteJson {
+                path: path.clone(),
+                full_path: full_path(root, path),
+                value: value.clone(),
+            }),
+        }
+    }
 }
 
 pub fn check(
@@ -49,6 +145,7 @@ pub fn check(
     sysfs: Option<&Path>,
     kernel: Option<&'static KernelProfile>,
     etc: Option<&Path>,
+    json: bool,
 ) -> Result<String, CliError> {
     let w = wanted(config)?;
     let seen = match sysfs {
@@ -73,25 +170,52 @@ pub fn check(
         .iter()
         .filter(|p| p.severity == Severity::Error)
         .count();
+    let warnings = problems.len() - errors;
+    let views = if errors == 0 {
+        predicted_views(&seen, &w)
+    } else {
+        Vec::new()
+    };
+    let failure = (errors > 0).then(|| {
+        format!(
+            "{errors} error(s), {warnings} warning(s) in {}",
+            config.display()
+        )
+    });
+    if json {
+        let report = CheckReport {
+            config: config.display().to_string(),
+            accepted: errors == 0,
+            mdevs: w.mdevs.len(),
+            errors,
+            warnings,
+            problems: problems.iter().map(ProblemJson::from).collect(),
+            predicted_views: views,
+        };
+        // The report goes to stdout even when the check fails.
+        return match failure {
+            Some(message) => Err(CliError::Printed {
+                done: report.to_json(),
+                message,
+            }),
+            None => Ok(report.to_json()),
+        };
+    }
     let mut out = String::new();
     for p in &problems {
         let _ = writeln!(out, "{p}");
     }
-    if errors > 0 {
-        return Err(CliError::Failed(format!(
-            "{out}{errors} error(s), {} warning(s) in {}",
-            problems.len() - errors,
-            config.display()
-        )));
+    if let Some(message) = failure {
+        return Err(CliError::Failed(format!("{out}{message}")));
     }
     let _ = writeln!(
         out,
         "{}: {} mdev(s), no errors, {} warning(s)",
         config.display(),
         w.mdevs.len(),
-        problems.len()
+        warnings
     );
-    out.push_str(&predicted_views(&seen, &w));
+    out.push_str(&views_text(&views));
     Ok(out)
 }
 
@@ -100,6 +224,7 @@ pub fn plan(
     config: &Path,
     sysfs: Option<&Path>,
     kernel: Option<&'static KernelProfile>,
+    json: bool,
 ) -> Result<String, CliError> {
     let w = wanted(config)?;
     let root: Box<dyn SysfsRoot> = match sysfs {
@@ -122,6 +247,16 @@ pub fn plan(
     }
     let place = root.describe();
     let steps = plan_steps(&w, &seen);
+    let views = predicted_views(&seen, &w);
+    if json {
+        return Ok(PlanReport {
+            config: config.display().to_string(),
+            steps: steps.iter().map(|s| StepJson::new(&place, s)).collect(),
+            root: place,
+            predicted_views: views,
+        }
+        .to_json());
+    }
     let mut out = String::new();
     if steps.is_empty() {
         out.push_str("# the host already matches the configuration\n");
@@ -129,7 +264,7 @@ pub fn plan(
     for s in &steps {
         let _ = writeln!(out, "{}", s.shell(&place));
     }
-    out.push_str(&predicted_views(&seen, &w));
+    out.push_str(&views_text(&views));
     Ok(out)
 }
 
@@ -364,4 +499,36 @@ pub fn import(dir: &Path) -> Result<String, CliError> {
         );
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_steps_full_paths_are_where_its_shell_command_writes() {
+        let step = Step {
+            path: "bus/ap/apmask".into(),
+            value: "0x00".into(),
+            undo: Some(("bus/ap/aqmask".into(), "0xff".into())),
+        };
+        let json = StepJson::new("/mnt/ap", &step);
+        assert_eq!(json.full_path, "/mnt/ap/bus/ap/apmask");
+        assert_eq!(
+            step.shell("/mnt/ap"),
+            format!("echo {} > {}", json.value, json.full_path)
+        );
+        let undo = json.undo.expect("undone");
+        assert_eq!(
+            (
+                undo.path.as_str(),
+                undo.full_path.as_str(),
+                undo.value.as_str()
+            ),
+            ("bus/ap/aqmask", "/mnt/ap/bus/ap/aqmask", "0xff")
+        );
+        let none = Step { undo: None, ..step };
+        let text = serde_json::to_string(&StepJson::new("/sys", &none)).unwrap();
+        assert!(text.ends_with(r#","undo":null}"#), "{text}");
+    }
 }

@@ -203,12 +203,19 @@ fn run(cli: &Cli, matches: &ArgMatches, style: &Style) -> Result<String> {
             sysfs,
             etc,
             kernel,
-        } => configure::check(store(), config, sysfs.as_deref(), *kernel, etc.as_deref()),
+        } => configure::check(
+            store(),
+            config,
+            sysfs.as_deref(),
+            *kernel,
+            etc.as_deref(),
+            cli.json,
+        ),
         Command::Plan {
             config,
             sysfs,
             kernel,
-        } => configure::plan(store(), config, sysfs.as_deref(), *kernel),
+        } => configure::plan(store(), config, sysfs.as_deref(), *kernel, cli.json),
         Command::Apply {
             config,
             sysfs,

@@ -284,3 +284,173 @@ fn apply_on_the_real_sys_honours_the_s390_tools_lock() {
     assert!(!err.contains("is held by another"), "{err}");
     assert!(!lock.exists(), "the lock was left behind");
 }
+
+/// `--json`'s document, and whether the command succeeded.
+fn json_of(host: &Path, args: &[&str]) -> (bool, serde_json::Value, String) {
+    let out = run(host, args);
+    let doc = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "{args:?}: not JSON ({e}): {}",
+            String::from_utf8_lossy(&out.stdout)
+        )
+    });
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    (out.status.success(), doc, err)
+}
+
+/// A configuration with two errors (host-owned APQNs) and a warning (an
+/// adapter without a card).
+const TWO_ERRORS_ONE_WARNING: &str = "[[mdev]]\nname = \"a\"\nadapters = \"4\"\ndomains = \"4\"\n\n[[mdev]]\nname = \"w\"\nadapters = \"9\"\ndomains = \"0x47\"\n";
+
+/// The text form's guest views, from the JSON's.
+fn views_as_text(doc: &serde_json::Value) -> String {
+    doc["predicted_views"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| {
+            format!(
+                "\n# {} will see:\n{}",
+                v["guest"].as_str().unwrap(),
+                v["lszcrypt"].as_str().unwrap()
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn check_json_has_the_counts_and_the_guest_views_the_text_prints() {
+    let tmp = tempfile::tempdir().unwrap();
+    let host = tmp.path().join("host.json");
+    ok(run(&host, &["host", "init"]));
+    let text = ok(run(&host, &["check", &config()]));
+    let (success, doc, _) = json_of(&host, &["check", "--json", &config()]);
+    assert!(success);
+    assert_eq!(doc["config"], config().as_str());
+    assert_eq!(doc["accepted"], true);
+    assert_eq!(doc["mdevs"], 3);
+    assert_eq!(
+        (doc["errors"].clone(), doc["warnings"].clone()),
+        (0.into(), 0.into())
+    );
+    assert_eq!(doc["problems"], serde_json::json!([]));
+    let guests: Vec<&str> = doc["predicted_views"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v["guest"].as_str().unwrap())
+        .collect();
+    assert_eq!(guests, ["Guest1", "Guest2", "Guest3"]);
+    let views = views_as_text(&doc);
+    assert_eq!(
+        text,
+        format!("{}: 3 mdev(s), no errors, 0 warning(s)\n{views}", config())
+    );
+}
+
+#[test]
+fn check_json_with_errors_prints_the_report_and_fails_as_the_text_does() {
+    let tmp = tempfile::tempdir().unwrap();
+    let host = tmp.path().join("host.json");
+    ok(run(&host, &["host", "init"]));
+    let bad = tmp.path().join("bad.toml");
+    std::fs::write(&bad, TWO_ERRORS_ONE_WARNING).unwrap();
+    let bad = bad.to_str().unwrap();
+    let text = run(&host, &["check", bad]);
+    let (success, doc, err) = json_of(&host, &["--json", "check", bad]);
+    assert!(!text.status.success() && !success);
+    assert_eq!(text.status.code(), Some(1));
+    assert_eq!(run(&host, &["--json", "check", bad]).status.code(), Some(1));
+    assert_eq!(doc["accepted"], false);
+    assert_eq!(
+        (doc["errors"].clone(), doc["warnings"].clone()),
+        (2.into(), 1.into())
+    );
+    assert_eq!(doc["predicted_views"], serde_json::json!([]));
+    assert_eq!(
+        err.trim_end(),
+        format!("apmatrix: 2 error(s), 1 warning(s) in {bad}")
+    );
+    // The same problems as the text lists, in its order.
+    let listed: String = doc["problems"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| {
+            format!(
+                "{}: {}\n  fix: {}\n",
+                p["severity"].as_str().unwrap(),
+                p["message"].as_str().unwrap(),
+                p["fix"].as_str().unwrap()
+            )
+        })
+        .collect();
+    let text_err = String::from_utf8_lossy(&text.stderr);
+    assert_eq!(
+        text_err,
+        format!("apmatrix: {listed}2 error(s), 1 warning(s) in {bad}\n")
+    );
+    let severities: Vec<&str> = doc["problems"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["severity"].as_str().unwrap())
+        .collect();
+    assert_eq!(severities, ["error", "error", "warning"]);
+}
+
+#[test]
+fn plan_json_steps_are_the_text_plan_with_their_undo() {
+    let tmp = tempfile::tempdir().unwrap();
+    let host = tmp.path().join("host.json");
+    ok(run(&host, &["host", "init"]));
+    let text = ok(run(&host, &["plan", &config()]));
+    let (success, doc, _) = json_of(&host, &["plan", "--json", &config()]);
+    assert!(success);
+    assert_eq!(doc["config"], config().as_str());
+    assert_eq!(doc["root"], "/sys");
+    let steps = doc["steps"].as_array().unwrap();
+    let mut shell = String::new();
+    for s in steps {
+        let (path, full) = (
+            s["path"].as_str().unwrap(),
+            s["full_path"].as_str().unwrap(),
+        );
+        assert_eq!(full, format!("/sys/{path}"));
+        shell.push_str(&format!("echo {} > {full}\n", s["value"].as_str().unwrap()));
+        let undo = &s["undo"];
+        assert_eq!(
+            undo["full_path"].as_str().unwrap(),
+            format!("/sys/{}", undo["path"].as_str().unwrap())
+        );
+        assert!(undo["value"].is_string(), "{s}");
+    }
+    assert_eq!(text, format!("{shell}{}", views_as_text(&doc)));
+    // The first step takes adapters 5 and 6 from the host; undone by
+    // writing the mask back.
+    assert_eq!(steps[0]["path"], "bus/ap/apmask");
+    assert_eq!(steps[0]["undo"]["value"], format!("0x{}", "f".repeat(64)));
+    let (_, checked, _) = json_of(&host, &["check", "--json", &config()]);
+    assert_eq!(doc["predicted_views"], checked["predicted_views"]);
+    // Once applied, nothing is left to do; the guests' views stay.
+    ok(run(&host, &["apply", &config()]));
+    let (_, again, _) = json_of(&host, &["--json", "plan", &config()]);
+    assert_eq!(again["steps"], serde_json::json!([]));
+    assert_eq!(again["predicted_views"], doc["predicted_views"]);
+    assert!(ok(run(&host, &["plan", &config()]))
+        .starts_with("# the host already matches the configuration\n"));
+}
+
+#[test]
+fn plan_json_of_a_configuration_with_errors_prints_nothing_and_fails() {
+    let tmp = tempfile::tempdir().unwrap();
+    let host = tmp.path().join("host.json");
+    ok(run(&host, &["host", "init"]));
+    let bad = tmp.path().join("bad.toml");
+    std::fs::write(&bad, TWO_ERRORS_ONE_WARNING).unwrap();
+    let out = run(&host, &["--json", "plan", bad.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(out.stdout.is_empty());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("no plan: fix these first"), "{err}");
+}
