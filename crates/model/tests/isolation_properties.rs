@@ -2639,6 +2639,15 @@ fn run_case(case: &Case, profile: &'static KernelProfile) -> Result<(), TestCase
         }
         note_situations(&oracle);
     }
+    // What the emulator saves, it can load: every state a case reaches
+    // round-trips (a guest's bus once kept ids its limits refuse).
+    let saved = Host::from_state(host.to_state())
+        .map_err(|e| TestCaseError::fail(format!("the final state does not load: {e}")))?;
+    if saved != host {
+        return Err(TestCaseError::fail(
+            "the final state loads as a different host",
+        ));
+    }
     Ok(())
 }
 

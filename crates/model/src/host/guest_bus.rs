@@ -38,6 +38,8 @@ impl Host {
             cards: Default::default(),
             boot: BootParameters::default(),
         };
+        // Nor can it name a control domain above its limit.
+        t.control_domains = crycb.adm.truncated(t.max_domain_id());
         if !(cpu.ap && cpu.apft) {
             return t;
         }

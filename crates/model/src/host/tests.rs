@@ -66,6 +66,32 @@ fn state_round_trip_is_exact() {
     assert_eq!(again, h);
 }
 
+/// A guest whose CPU has no APQCI assumes no APXA (ids 63 and 15): its bus
+/// keeps no control domain above 15, so the host it is part of saves and
+/// loads (it once kept 0xab, and the state written could not be read).
+#[test]
+fn a_guest_without_apqci_round_trips_with_control_domains_above_its_limit() {
+    let mut h = Host::seed_example();
+    h.write_mask(MaskKind::Apmask, b"-5,-6").unwrap();
+    h.create_mdev(u(7)).unwrap();
+    for (axis, id) in [
+        (MatrixAxis::Adapter, 5),
+        (MatrixAxis::Domain, 4),
+        (MatrixAxis::Domain, 0xab),
+        (MatrixAxis::ControlDomain, 4),
+        (MatrixAxis::ControlDomain, 0xab),
+    ] {
+        h.assign(&u(7), axis, id).unwrap();
+    }
+    let cpu = CpuModel::from_features("ap=on,apqci=off,apft=on").unwrap();
+    h.start_guest("Guest1", Some(u(7)), cpu).unwrap();
+    let bus = h.guest_bus("Guest1").unwrap();
+    assert_eq!(bus.topology().control_domains, Mask256::single(4));
+    assert_eq!(bus.topology().usage_domains, Mask256::single(4));
+    let again = Host::from_state(h.to_state()).unwrap();
+    assert_eq!(again, h);
+}
+
 /// A pending HMC change is saved and loaded with the host; one that could
 /// not be this host's (other maximum ids) is refused; the form earlier
 /// versions wrote (`lpar_usage_domains`) still loads.
