@@ -18,6 +18,7 @@ pub mod export;
 pub mod files;
 mod observe;
 pub mod persistent;
+pub mod place;
 mod plan;
 pub mod predict;
 pub mod root;

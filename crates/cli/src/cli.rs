@@ -163,6 +163,25 @@ pub(crate) enum Command {
         #[arg(long, value_name = "NAME|VERSION", value_parser = kernel_profile, requires = "sysfs")]
         kernel: Option<&'static KernelProfile>,
     },
+    /// Place guests' crypto demands (TOML; see docs/place.md) on the host's free APQNs, and print the configuration
+    ///
+    /// Per guest: how many usage domains of which card mode and generation,
+    /// on how many different adapters, pins, control domains, and whether it
+    /// may share adapters. The masks and existing mdevs stay as they are. The
+    /// configuration goes to stdout (`check` accepts it); a demand that cannot
+    /// be met is named with its reason on stderr, and the status is then 1.
+    Place {
+        /// The demands (TOML)
+        demands: PathBuf,
+        #[arg(long, value_name = "DIR")]
+        sysfs: Option<PathBuf>,
+        /// With --sysfs: the kernel whose rules apply (seed, old, old-5.15, dyn, new, or a version), if not the one its attributes tell
+        #[arg(long, value_name = "NAME|VERSION", value_parser = kernel_profile, requires = "sysfs")]
+        kernel: Option<&'static KernelProfile>,
+        /// How to search
+        #[arg(long, value_enum, default_value = "balanced")]
+        strategy: crate::place_cmd::StrategyArg,
+    },
     /// Export a configuration for mdevctl, libvirt, QEMU or persistent masks
     Export {
         #[arg(value_enum)]

@@ -10,6 +10,7 @@ mod matrix_html;
 mod matrix_view;
 mod mdev_cmd;
 mod output;
+mod place_cmd;
 mod private_net;
 mod serve;
 mod source;
@@ -222,6 +223,19 @@ fn run(cli: &Cli, matches: &ArgMatches, style: &Style) -> Result<String> {
             dry_run,
             kernel,
         } => configure::apply(store(), config, sysfs.as_deref(), *kernel, *dry_run),
+        Command::Place {
+            demands,
+            sysfs,
+            kernel,
+            strategy,
+        } => place_cmd::run(
+            &store(),
+            demands,
+            sysfs.as_deref(),
+            *kernel,
+            *strategy,
+            cli.json,
+        ),
         Command::Export {
             format,
             config,

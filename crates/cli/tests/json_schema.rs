@@ -22,6 +22,8 @@ const SYSFS: &str = "{sysfs}";
 /// A hand-made /etc (definitions, 41-ap.rules) and a kernel command line.
 const ETC: &str = "{etc}";
 const CMDLINE: &str = "{cmdline}";
+/// Demands files for `place`: one it meets, one it meets in part.
+const DEMANDS: &str = "{demands}";
 
 /// Every `--json` output: its schema (docs/json/NAME.schema.json) and the
 /// command. One line per output.
@@ -40,6 +42,7 @@ const OUTPUTS: &[(&str, &[&str])] = &[
     ("plan", &["plan", PLANNABLE]),
     ("status", &["status"]),
     ("status", &["status", "--etc", ETC, "--cmdline", CMDLINE]),
+    ("place", &["place", DEMANDS]),
 ];
 
 /// What the schemas allow but no output of this version prints: (schema,
@@ -116,6 +119,7 @@ struct State {
     sysfs: Vec<String>,
     etc: Vec<String>,
     cmdline: Vec<String>,
+    demands: Vec<String>,
 }
 
 impl State {
@@ -149,6 +153,7 @@ impl State {
             SYSFS => self.sysfs.clone(),
             ETC => self.etc.clone(),
             CMDLINE => self.cmdline.clone(),
+            DEMANDS => self.demands.clone(),
             _ => unreachable!(),
         }
     }
@@ -158,7 +163,9 @@ impl State {
         let mut lines = vec![Vec::new()];
         for arg in args {
             let values = match *arg {
-                MDEV | GUEST | CONFIG | PLANNABLE | SYSFS | ETC | CMDLINE => self.values(arg),
+                MDEV | GUEST | CONFIG | PLANNABLE | SYSFS | ETC | CMDLINE | DEMANDS => {
+                    self.values(arg)
+                }
                 _ => vec![arg.to_string()],
             };
             lines = lines
@@ -291,6 +298,7 @@ fn states(dir: &Path) -> Vec<State> {
         sysfs: Vec::new(),
         etc: Vec::new(),
         cmdline: Vec::new(),
+        demands: Vec::new(),
     };
     ok(run(&fresh.host, &["host", "init"]));
     let busy = State {
@@ -304,6 +312,14 @@ fn states(dir: &Path) -> Vec<State> {
             "cmdline",
             "root=/dev/dasda1 ap.apmask=0xzz quiet\n",
         )],
+        demands: vec![
+            write(dir, "demands-met.toml", "[[guest]]\nname = \"g1\"\nmode = \"cca\"\n"),
+            write(
+                dir,
+                "demands-unmet.toml",
+                "[[guest]]\nname = \"g1\"\nmode = \"cca\"\n\n[[guest]]\nname = \"g2\"\nmode = \"ep11\"\ndomains = 2\nadapters = 2\n",
+            ),
+        ],
     };
     let h = &busy.host;
     let from = write(dir, "old-card.toml", OLD_CARD_HOST);
@@ -389,7 +405,9 @@ fn outputs(dir: &Path) -> Vec<(&'static str, String, Value)> {
                     )
                 });
                 // Only a check that finds errors fails, and it still prints.
-                let failed = doc.get("accepted") == Some(&Value::Bool(false));
+                // ... and a placement that leaves demands unmet.
+                let failed = doc.get("accepted") == Some(&Value::Bool(false))
+                    || doc.get("met") != doc.get("total");
                 assert_eq!(
                     o.status.code(),
                     Some(if failed { 1 } else { 0 }),
