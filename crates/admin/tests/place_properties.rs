@@ -14,13 +14,17 @@ use proptest::prelude::*;
 
 const TYPES: [&str; 6] = ["CEX8C", "CEX8P", "CEX8A", "CEX6C", "CEX7P", "CEX4A"];
 
+/// A guest's demand: domains, adapters, mode (index), minimum generation,
+/// whether it shares adapters, and a pin (adapter, domain).
+type GuestCase = (u8, u8, usize, u8, bool, Option<(u8, u8)>);
+
 #[derive(Debug, Clone)]
 struct Case {
     cards: Vec<usize>,
     domains: u8,
     apmask_host: Vec<bool>,
     mdev: Option<(u8, u8)>,
-    guests: Vec<(u8, u8, usize, u8, bool, Option<(u8, u8)>)>,
+    guests: Vec<GuestCase>,
 }
 
 fn case() -> impl Strategy<Value = Case> {
@@ -56,7 +60,10 @@ fn host_of(c: &Case) -> Host {
         c.domains - 1
     );
     for (id, ty) in c.cards.iter().enumerate() {
-        t.push_str(&format!("\n[[card]]\nid = {id}\ntype = \"{}\"\n", TYPES[*ty]));
+        t.push_str(&format!(
+            "\n[[card]]\nid = {id}\ntype = \"{}\"\n",
+            TYPES[*ty]
+        ));
     }
     let (mut host, _) = Host::boot(Topology::from_toml(&t).unwrap(), &SEED);
     let apmask: Mask256 = (0..6u8).filter(|&a| c.apmask_host[a as usize]).collect();

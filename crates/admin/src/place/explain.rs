@@ -19,6 +19,14 @@ fn adapters_text(ids: &[u8]) -> String {
     }
 }
 
+/// Some names: all of a few, else the first three and how many more.
+fn names_text(names: &[&str]) -> String {
+    match names.len() {
+        0..=3 => names.join(", "),
+        n => format!("{} and {} others", names[..3].join(", "), n - 3),
+    }
+}
+
 /// The reason demand `i` has no place, given where the others went.
 pub fn why_not(field: &Field, demands: &[Demand], placed: &[Option<Placed>], i: usize) -> String {
     let d = &demands[i];
@@ -81,15 +89,19 @@ pub fn why_not(field: &Field, demands: &[Demand], placed: &[Option<Placed>], i: 
                 );
             }
             if !free[k].contains(dom) {
-                return format!(
-                    "{words}; its pinned APQN {a:02x}.{dom:04x} went to {}",
-                    users[k].join(", ")
-                );
+                let holder = placed
+                    .iter()
+                    .position(|p| {
+                        p.as_ref()
+                            .is_some_and(|p| p.adapters.contains(a) && p.domains.contains(dom))
+                    })
+                    .map_or("another guest", |g| demands[g].name.as_str());
+                return format!("{words}; its pinned APQN {a:02x}.{dom:04x} went to {holder}");
             }
         }
         if exclusive[k] || (!d.share_adapters && (!users[k].is_empty() || field.used.contains(a))) {
             return format!("{words}; its pinned adapter {a:#04x} is shared with {}", {
-                let mut who = users[k].join(", ");
+                let mut who = names_text(&users[k]);
                 if field.used.contains(a) {
                     who.push_str(if who.is_empty() {
                         "an existing mdev"
@@ -139,10 +151,7 @@ pub fn why_not(field: &Field, demands: &[Demand], placed: &[Option<Placed>], i: 
             v
         };
         if !others.is_empty() {
-            text.push_str(&format!(
-                " (guests placed before it: {})",
-                others.join(", ")
-            ));
+            text.push_str(&format!(" (used by {})", names_text(&others)));
         }
         let none_free: Vec<u8> = new_enough
             .iter()
