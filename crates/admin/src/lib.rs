@@ -16,6 +16,7 @@ mod config;
 pub mod definitions;
 pub mod export;
 pub mod files;
+pub mod migrate;
 mod observe;
 pub mod persistent;
 pub mod place;
@@ -39,6 +40,8 @@ const MATRIX: &str = "devices/vfio_ap/matrix";
 
 #[cfg(test)]
 mod export_tests;
+#[cfg(test)]
+mod migrate_tests;
 #[cfg(test)]
 mod status_tests;
 #[cfg(test)]
