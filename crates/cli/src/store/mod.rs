@@ -72,6 +72,10 @@ pub enum StoreError {
     Server { socket: PathBuf, why: String },
     #[error("the server has stopped")]
     Stopped,
+    #[error(
+        "{0} changed since it was read (another change came first); nothing was written to it"
+    )]
+    Moved(PathBuf),
     #[error("no running guest {0:?}: start it first (apmatrix guest start {0} --mdev UUID)")]
     NoGuest(String),
     #[error("{path}: {source}")]
@@ -201,7 +205,7 @@ impl Store {
                     let Some((generation, _)) = server.get()? else {
                         continue;
                     };
-                    if let Some(Offered::Done) = server.put(generation, host)? {
+                    if let Some(Offered::Done(_)) = server.put(generation, host)? {
                         return Ok(());
                     }
                 }
@@ -240,7 +244,7 @@ impl Store {
                             return Ok(outcome);
                         }
                         match server.put(generation, &host)? {
-                            Some(Offered::Done) => return Ok(outcome),
+                            Some(Offered::Done(_)) => return Ok(outcome),
                             Some(Offered::Moved) => continue,
                             None => break,
                         }
@@ -248,6 +252,24 @@ impl Store {
                 }
             }
         }
+    }
+
+    /// Reads the host for a change to be committed later with
+    /// [`Claim::swap`], only if the host is still the one read (a compare
+    /// and swap). Without a server the claim holds the lock until it is
+    /// dropped, so no one else changes the host meanwhile; with one, the
+    /// change is offered against the generation read, and the server
+    /// refuses it if anything came first. For a command that must change
+    /// two hosts together (`apmatrix migrate run`).
+    pub fn claim(&self) -> Result<Claim, StoreError> {
+        let place = self.place(false)?;
+        let (hold, host) = hold(&place)?;
+        Ok(Claim {
+            path: self.path.clone(),
+            place,
+            hold,
+            host,
+        })
     }
 
     /// Starts owning the host for a server: refuses if another server owns
@@ -276,6 +298,93 @@ impl Store {
                 }
             }
         }
+    }
+}
+
+/// A host read for a later compare and swap ([`Store::claim`]).
+pub struct Claim {
+    path: PathBuf,
+    place: Place,
+    hold: Hold,
+    /// The host as read, or as last swapped in.
+    host: Host,
+}
+
+/// How a claim keeps others from changing the host behind its back.
+enum Hold {
+    /// This process holds the lock (until the claim is dropped).
+    Local { _lock: File },
+    /// A server owns the host: changes go against this generation.
+    Remote { server: Client, generation: u64 },
+}
+
+/// Takes the lock, or the server's current host and generation.
+fn hold(place: &Place) -> Result<(Hold, Host), StoreError> {
+    loop {
+        match place.session(Need::Write)? {
+            Session::Local(lock) => {
+                let host = snapshot::load(&place.dir, &place.names)?.host;
+                return Ok((Hold::Local { _lock: lock }, host));
+            }
+            Session::Unlocked => unreachable!("writes need the lock"),
+            Session::Remote(mut server) => {
+                if let Some((generation, host)) = server.get()? {
+                    return Ok((Hold::Remote { server, generation }, host));
+                }
+            }
+        }
+    }
+}
+
+impl Claim {
+    /// The state file as named.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The host as read (or as last swapped in).
+    pub fn host(&self) -> &Host {
+        &self.host
+    }
+
+    /// Replaces the host by `new` if it is still the one this claim holds;
+    /// else [`StoreError::Moved`] and nothing is written. A server that
+    /// stops meanwhile took nothing: the host is then compared with the one
+    /// held wherever it is now (its file, or the next server).
+    pub fn swap(&mut self, new: Host) -> Result<(), StoreError> {
+        loop {
+            let Hold::Remote { server, generation } = &mut self.hold else {
+                // Ours since the claim: no one else can have changed it.
+                snapshot::save(&self.place.dir, &self.place.names, &new)?;
+                break;
+            };
+            match server.put(*generation, &new)? {
+                Some(Offered::Done(now)) => {
+                    *generation = now;
+                    break;
+                }
+                // A change came first: it may have changed nothing.
+                Some(Offered::Moved) => match server.get()? {
+                    Some((now, host)) if host == self.host => *generation = now,
+                    Some(_) => return Err(StoreError::Moved(self.path.clone())),
+                    None => self.hold_again()?,
+                },
+                None => self.hold_again()?,
+            }
+        }
+        self.host = new;
+        Ok(())
+    }
+
+    /// The server went away: hold the host again, wherever it is, if it
+    /// is still the one held.
+    fn hold_again(&mut self) -> Result<(), StoreError> {
+        let (hold, host) = hold(&self.place)?;
+        if host != self.host {
+            return Err(StoreError::Moved(self.path.clone()));
+        }
+        self.hold = hold;
+        Ok(())
     }
 }
 

@@ -108,7 +108,8 @@ pub struct Client {
 
 /// What came of offering a change.
 pub enum Offered {
-    Done,
+    /// Applied: the host is now at this generation.
+    Done(u64),
     /// Someone changed the host first: run the change again.
     Moved,
 }
@@ -222,7 +223,7 @@ impl Client {
             state: Box::new(host.to_state()),
         };
         match self.ask(&request)? {
-            Some(Reply::Done { .. }) => Ok(Some(Offered::Done)),
+            Some(Reply::Done { generation }) => Ok(Some(Offered::Done(generation))),
             Some(Reply::Moved) => Ok(Some(Offered::Moved)),
             Some(Reply::Stopped) => Ok(None),
             // It read the change and went away: applied or not, unknown.

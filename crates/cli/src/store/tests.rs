@@ -465,3 +465,64 @@ fn a_server_serves_only_its_own_user_and_root() {
     let mode = fs::metadata(sibling(&store, ".sock")).unwrap().mode();
     assert_eq!(mode & 0o777, 0o600, "{mode:o}");
 }
+
+/// A host with one more mdev than the seed's.
+fn with_mdev(uuid: &str) -> Host {
+    let mut h = Host::seed_example();
+    h.create_mdev(uuid.parse().unwrap()).unwrap();
+    h
+}
+
+#[test]
+fn a_claim_swaps_in_a_new_host_and_a_dropped_claim_writes_nothing() {
+    let (_dir, store) = seed_store();
+    let before = fs::read(store.path()).unwrap();
+    let claim = store.claim().unwrap();
+    assert_eq!(claim.host(), &Host::seed_example());
+    drop(claim);
+    assert_eq!(fs::read(store.path()).unwrap(), before);
+    let mut claim = store.claim().unwrap();
+    claim.swap(with_mdev(U)).unwrap();
+    // Swapped again against what it wrote: the undo of a migration.
+    claim.swap(with_mdev(U2)).unwrap();
+    drop(claim);
+    assert_eq!(store.load().unwrap(), with_mdev(U2));
+}
+
+#[test]
+fn a_served_claim_is_refused_when_the_host_moved_and_taken_when_it_did_not() {
+    let (_dir, store) = seed_store();
+    let (mut live, serving) = serve(&store);
+    let mut claim = store.claim().unwrap();
+    claim.swap(with_mdev(U)).unwrap();
+    assert_eq!(live.host(), with_mdev(U));
+    claim.swap(Host::seed_example()).unwrap();
+    assert_eq!(live.host(), Host::seed_example());
+    // A write through the tree comes first: the claim's swap is refused,
+    // and the tree's change stays.
+    live.write_path("bus/ap/apmask", b"-5\n").unwrap().unwrap();
+    let err = claim.swap(with_mdev(U2)).unwrap_err();
+    assert!(matches!(err, StoreError::Moved(_)), "{err}");
+    assert_eq!(
+        err.to_string(),
+        format!(
+            "{} changed since it was read (another change came first); nothing was written to it",
+            store.path().display()
+        )
+    );
+    assert!(!live.host().apmask().contains(5));
+    assert!(live.host().mdev(&U2.parse().unwrap()).is_none());
+    drop(claim);
+    drop(serving);
+}
+
+#[test]
+fn a_claim_whose_server_stopped_swaps_into_the_file_if_it_is_unchanged() {
+    let (_dir, store) = seed_store();
+    let (_live, serving) = serve(&store);
+    let mut claim = store.claim().unwrap();
+    drop(serving);
+    claim.swap(with_mdev(U)).unwrap();
+    drop(claim);
+    assert_eq!(store.load().unwrap(), with_mdev(U));
+}
