@@ -196,6 +196,14 @@ pub(crate) enum Command {
         /// The directory holding one JSON file per mdev, named by UUID
         dir: PathBuf,
     },
+    /// Move a running guest with AP devices to another host: whether the target can give it the same cards and queues, and how (docs/migrate.md)
+    ///
+    /// QEMU cannot migrate a vfio-ap device, so the guest's adapters are
+    /// unassigned (hot unplug) and the device detached on the source, the
+    /// guest migrates, and its matrix is assigned to an mdev on the target
+    /// and the device attached again (hot plug).
+    #[command(subcommand)]
+    Migrate(MigrateCommand),
     /// Print a shell completion script
     Completions {
         #[arg(value_enum)]
@@ -473,6 +481,60 @@ pub(crate) enum GuestCommand {
         #[command(flatten)]
         from: ReadFrom,
     },
+}
+
+#[derive(Subcommand, Debug)]
+pub(crate) enum MigrateCommand {
+    /// Check that the target can host the guest's matrix, and print the procedure as commands
+    ///
+    /// Each side is a state file (an emulated host) or a sysfs root (a
+    /// directory: /sys, a mounted emulator), whose running guests are
+    /// libvirt's live XML under --from-run / --to-run.
+    Plan {
+        #[command(flatten)]
+        args: MigrateArgs,
+        /// With a sysfs root as --from: the run directory whose libvirt/qemu/*.xml are its running guests [default for /sys: /run]
+        #[arg(long, value_name = "DIR")]
+        from_run: Option<PathBuf>,
+        /// With a sysfs root as --to: the run directory whose libvirt/qemu/*.xml are its running guests [default for /sys: /run]
+        #[arg(long, value_name = "DIR")]
+        to_run: Option<PathBuf>,
+        /// The target's libvirt URI for `virsh migrate`
+        #[arg(long, value_name = "URI", default_value = "qemu+ssh://DST/system")]
+        uri: String,
+    },
+    /// Carry the migration out between two emulated hosts (state files): all of it, or nothing
+    ///
+    /// Both new states are computed first, every step through the model;
+    /// a refusal anywhere leaves both hosts untouched. Then the source is
+    /// written, then the target; if the target cannot be written, the
+    /// source is put back.
+    Run {
+        #[command(flatten)]
+        args: MigrateArgs,
+    },
+}
+
+/// What both `migrate` commands take.
+#[derive(clap::Args, Debug)]
+pub(crate) struct MigrateArgs {
+    /// The guest, running on the source
+    pub(crate) guest: String,
+    /// The source host: a state file, or (plan only) a sysfs root
+    #[arg(long, value_name = "PATH")]
+    pub(crate) from: PathBuf,
+    /// The target host: a state file, or (plan only) a sysfs root
+    #[arg(long, value_name = "PATH")]
+    pub(crate) to: PathBuf,
+    /// Source adapter = target adapter, comma separated (5=7,6=8); the other adapters are matched automatically
+    #[arg(long, value_name = "MAP")]
+    pub(crate) adapters: Vec<String>,
+    /// Source domain = target domain, for usage and control domains (4=5,0xab=0xac); the others keep their numbers
+    #[arg(long, value_name = "MAP")]
+    pub(crate) domains: Vec<String>,
+    /// The target mdev's UUID [default: the source mdev's]
+    #[arg(long, value_name = "UUID")]
+    pub(crate) uuid: Option<uuid::Uuid>,
 }
 
 /// An adapter or domain number as the kernel's stores read one

@@ -9,6 +9,7 @@ mod lszcrypt;
 mod matrix_html;
 mod matrix_view;
 mod mdev_cmd;
+mod migrate_cmd;
 mod output;
 mod place_cmd;
 mod private_net;
@@ -350,5 +351,6 @@ fn run(cli: &Cli, matches: &ArgMatches, style: &Style) -> Result<String> {
         }
         Command::Mdev(cmd) => mdev_command(cli, cmd, matches, &store()),
         Command::Guest(cmd) => guest_command(cli, cmd, &store()),
+        Command::Migrate(cmd) => migrate_cmd::run(cli, cmd),
     }
 }
