@@ -15,6 +15,11 @@
 //!   and replaces the snapshot atomically (temporary file, fsync, rename,
 //!   fsync of the directory) before it lets go.
 //!
+//! A command that must change two hosts together (`apmatrix migrate run`)
+//! claims each ([`Store::claim`]): the lock held for the claim's life, or
+//! the server's host and generation, so that its later swap is a compare and
+//! swap on what it read.
+//!
 //! So no acknowledged change can be lost: there is never a second writer
 //! with a stale copy. A `kill -9` at any moment leaves files that load to a
 //! state including every change that was acknowledged ([`snapshot`]).
