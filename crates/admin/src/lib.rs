@@ -41,8 +41,6 @@ const MATRIX: &str = "devices/vfio_ap/matrix";
 #[cfg(test)]
 mod export_tests;
 #[cfg(test)]
-mod migrate_tests;
-#[cfg(test)]
 mod status_tests;
 #[cfg(test)]
 mod tests;
