@@ -24,6 +24,14 @@ const ETC: &str = "{etc}";
 const CMDLINE: &str = "{cmdline}";
 /// Demands files for `place`: one it meets, one it meets in part.
 const DEMANDS: &str = "{demands}";
+/// State files for `migrate` ([`Migration`]): sources where Guest1 runs
+/// with an mdev, a target that can take it and one that cannot, and a
+/// source and target of their own for `run`, which changes both.
+const SOURCE: &str = "{source}";
+const FITS: &str = "{fits}";
+const REFUSES: &str = "{refuses}";
+const RUN_SOURCE: &str = "{run_source}";
+const RUN_TARGET: &str = "{run_target}";
 
 /// Every `--json` output: its schema (docs/json/NAME.schema.json) and the
 /// command. One line per output.
@@ -43,6 +51,39 @@ const OUTPUTS: &[(&str, &[&str])] = &[
     ("status", &["status"]),
     ("status", &["status", "--etc", ETC, "--cmdline", CMDLINE]),
     ("place", &["place", DEMANDS]),
+    (
+        "migrate-plan",
+        &["migrate", "plan", "Guest1", "--from", SOURCE, "--to", FITS],
+    ),
+    (
+        "migrate-refused",
+        &[
+            "migrate", "plan", "Guest1", "--from", SOURCE, "--to", REFUSES,
+        ],
+    ),
+    // Refused before it runs: run's target is still untouched then.
+    (
+        "migrate-refused",
+        &[
+            "migrate", "run", "Guest1", "--from", RUN_SOURCE, "--to", REFUSES,
+        ],
+    ),
+    (
+        "migrate-run",
+        &[
+            "migrate",
+            "run",
+            "Guest1",
+            "--from",
+            RUN_SOURCE,
+            "--to",
+            RUN_TARGET,
+            "--domains",
+            "0xab=0x47",
+            "--uuid",
+            "8da4b1d8-3e14-4ad1-8f0e-5d2a3c4b5e6f",
+        ],
+    ),
 ];
 
 /// What the schemas allow but no output of this version prints: (schema,
@@ -120,6 +161,17 @@ struct State {
     etc: Vec<String>,
     cmdline: Vec<String>,
     demands: Vec<String>,
+    migration: Migration,
+}
+
+/// The hosts `migrate` moves Guest1 between (state files).
+#[derive(Default)]
+struct Migration {
+    sources: Vec<String>,
+    fits: Vec<String>,
+    refuses: Vec<String>,
+    run_source: Vec<String>,
+    run_target: Vec<String>,
 }
 
 impl State {
@@ -154,6 +206,11 @@ impl State {
             ETC => self.etc.clone(),
             CMDLINE => self.cmdline.clone(),
             DEMANDS => self.demands.clone(),
+            SOURCE => self.migration.sources.clone(),
+            FITS => self.migration.fits.clone(),
+            REFUSES => self.migration.refuses.clone(),
+            RUN_SOURCE => self.migration.run_source.clone(),
+            RUN_TARGET => self.migration.run_target.clone(),
             _ => unreachable!(),
         }
     }
@@ -163,9 +220,8 @@ impl State {
         let mut lines = vec![Vec::new()];
         for arg in args {
             let values = match *arg {
-                MDEV | GUEST | CONFIG | PLANNABLE | SYSFS | ETC | CMDLINE | DEMANDS => {
-                    self.values(arg)
-                }
+                MDEV | GUEST | CONFIG | PLANNABLE | SYSFS | ETC | CMDLINE | DEMANDS | SOURCE
+                | FITS | REFUSES | RUN_SOURCE | RUN_TARGET => self.values(arg),
                 _ => vec![arg.to_string()],
             };
             lines = lines
@@ -299,6 +355,7 @@ fn states(dir: &Path) -> Vec<State> {
         etc: Vec::new(),
         cmdline: Vec::new(),
         demands: Vec::new(),
+        migration: Migration::default(),
     };
     ok(run(&fresh.host, &["host", "init"]));
     let busy = State {
@@ -320,6 +377,7 @@ fn states(dir: &Path) -> Vec<State> {
                 "[[guest]]\nname = \"g1\"\nmode = \"cca\"\n\n[[guest]]\nname = \"g2\"\nmode = \"ep11\"\ndomains = 2\nadapters = 2\n",
             ),
         ],
+        migration: migration(dir),
     };
     let h = &busy.host;
     let from = write(dir, "old-card.toml", OLD_CARD_HOST);
@@ -385,6 +443,80 @@ fn states(dir: &Path) -> Vec<State> {
     vec![fresh, busy]
 }
 
+/// A host description of these cards and usage (= control) domains.
+fn description(cards: &[(u8, &str)], domains: &str) -> String {
+    let mut text = format!("name = \"t\"\nusage_domains = \"{domains}\"\n");
+    for (id, ty) in cards {
+        text.push_str(&format!("[[card]]\nid = {id}\ntype = \"{ty}\"\n"));
+    }
+    text
+}
+
+/// An emulated host `name` of these cards, each given to vfio_ap, on the
+/// kernel `kernel`; Guest1 runs there when `guest` names its mdev's
+/// adapters.
+fn migration_host(
+    dir: &Path,
+    name: &str,
+    kernel: &str,
+    cards: &[(u8, &str)],
+    domains: &str,
+    guest: Option<&str>,
+) -> String {
+    const U: &str = "669d9b23-fe1b-4ecb-be08-a2fabca99b71";
+    let toml = write(dir, &format!("{name}.toml"), &description(cards, domains));
+    let path = dir.join(format!("{name}.json"));
+    ok(run(
+        &path,
+        &["host", "init", "--from", &toml, "--kernel", kernel],
+    ));
+    let mut vfio: Vec<String> = cards.iter().map(|(id, _)| format!("-{id}")).collect();
+    if let Some(adapters) = guest {
+        // Adapters without a card too, given to vfio_ap so they can be
+        // assigned.
+        vfio.extend(adapters.split(',').map(|a| format!("-{a}")));
+        ok(run(&path, &["mask", "set", "apmask", &vfio.join(",")]));
+        ok(run(&path, &["mdev", "create", "--uuid", U]));
+        ok(run(
+            &path,
+            &[
+                "mdev", "assign", U, "-a", adapters, "-d", "4,0xab", "-c", "4",
+            ],
+        ));
+        ok(run(&path, &["guest", "start", "Guest1", "--mdev", U]));
+    } else {
+        ok(run(&path, &["mask", "set", "apmask", &vfio.join(",")]));
+    }
+    path.display().to_string()
+}
+
+/// The migration's hosts: sources on the seed kernel (with an adapter
+/// that has no card: a warning that it is not moved) and on old (no
+/// unassignment under a running guest: the unplug's note); a target of
+/// another card layout, and one of an accelerator only, without domain
+/// 0xab.
+fn migration(dir: &Path) -> Migration {
+    let cards = [(5, "CEX8C"), (6, "CEX8P")];
+    let old_cards = [(5, "CEX7C"), (6, "CEX7P")];
+    let target = [(6, "CEX8P"), (7, "CEX8C")];
+    let all = "4,0x47,0xab";
+    let d = dir.join("migrate");
+    std::fs::create_dir_all(&d).unwrap();
+    let host = |name, kernel, cards: &[(u8, &str)], domains, guest| {
+        migration_host(&d, name, kernel, cards, domains, guest)
+    };
+    Migration {
+        sources: vec![
+            host("src", "seed", &cards, all, Some("5,6,9")),
+            host("src-old", "old", &old_cards, all, Some("5,6")),
+        ],
+        fits: vec![host("dst", "seed", &target, all, None)],
+        refuses: vec![host("accel", "seed", &[(7, "CEX8A")], "4,0x47", None)],
+        run_source: vec![host("run-src", "old", &old_cards, all, Some("5,6"))],
+        run_target: vec![host("run-dst", "seed", &target, all, None)],
+    }
+}
+
 /// Runs every entry of [`OUTPUTS`] on every host: (schema, command, document).
 fn outputs(dir: &Path) -> Vec<(&'static str, String, Value)> {
     let mut out = Vec::new();
@@ -405,9 +537,11 @@ fn outputs(dir: &Path) -> Vec<(&'static str, String, Value)> {
                     )
                 });
                 // Only a check that finds errors fails, and it still prints.
-                // ... and a placement that leaves demands unmet.
+                // ... and a placement that leaves demands unmet, and a
+                // migration refused.
                 let failed = doc.get("accepted") == Some(&Value::Bool(false))
-                    || doc.get("met") != doc.get("total");
+                    || doc.get("met") != doc.get("total")
+                    || doc.get("refused").is_some();
                 assert_eq!(
                     o.status.code(),
                     Some(if failed { 1 } else { 0 }),
@@ -809,6 +943,60 @@ fn broken_documents_are_rejected() {
                 d
             },
             "an undo without its value",
+        ),
+        (
+            "migrate-plan",
+            {
+                let mut d = find("migrate-plan", &any);
+                d["steps"][4]["on"] = json!("source");
+                d
+            },
+            "an attach on the source",
+        ),
+        (
+            "migrate-plan",
+            {
+                let mut d = find("migrate-plan", &any);
+                d["steps"].as_array_mut().unwrap().pop();
+                d
+            },
+            "a procedure without its last stage",
+        ),
+        (
+            "migrate-plan",
+            {
+                let mut d = find("migrate-plan", &any);
+                d["adapters"][0]["to"] = json!(256);
+                d
+            },
+            "an adapter beyond 255",
+        ),
+        (
+            "migrate-run",
+            {
+                let mut d = find("migrate-run", &any);
+                d["will_see"] = json!(["7.4"]);
+                d
+            },
+            "an APQN not as the kernel names it",
+        ),
+        (
+            "migrate-run",
+            {
+                let mut d = find("migrate-run", &any);
+                d["target_mdev"]["adapters"] = json!([]);
+                d
+            },
+            "a target mdev without adapters",
+        ),
+        (
+            "migrate-refused",
+            {
+                let mut d = find("migrate-refused", &any);
+                d["refused"] = json!([]);
+                d
+            },
+            "a refusal without a reason",
         ),
     ];
     for (schema, doc, what) in &broken {

@@ -1,4 +1,5 @@
-//! `--json`: the plan and the refusal as docs/migrate.md documents them.
+//! `--json`: the plan and the refusal as docs/migrate.md documents them
+//! (docs/json/migrate-plan, migrate-run and migrate-refused.schema.json).
 
 use apmatrix_admin::migrate::{Plan, Refusal, Stage};
 use apmatrix_model::{Apqn, GuestUpdate, Mask256};
@@ -162,7 +163,8 @@ struct RefusedJson<'a> {
     refused: &'a [String],
 }
 
-/// A refusal: the guest, the sides as named, every reason.
+/// A refusal: the guest, the sides as named, every reason
+/// (docs/json/migrate-refused.schema.json).
 pub(super) fn refused_json(r: &Refusal, from: &str, to: &str) -> String {
     RefusedJson {
         guest: &r.guest,
