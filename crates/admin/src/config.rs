@@ -92,6 +92,19 @@ pub struct WantedMdev {
 }
 
 impl WantedMdev {
+    /// An mdev of this UUID with nothing assigned, no guest, manual start.
+    pub fn empty(uuid: Uuid) -> WantedMdev {
+        WantedMdev {
+            uuid,
+            label: uuid.to_string(),
+            adapters: Mask256::EMPTY,
+            domains: Mask256::EMPTY,
+            control_domains: Mask256::EMPTY,
+            guest: None,
+            autostart: false,
+        }
+    }
+
     /// The matrix it asks for.
     pub fn matrix(&self) -> Matrix {
         Matrix {

@@ -103,13 +103,8 @@ pub fn mdevctl_config(
         }
     };
     let mut m = WantedMdev {
-        uuid,
-        label: uuid.to_string(),
-        adapters: Mask256::EMPTY,
-        domains: Mask256::EMPTY,
-        control_domains: Mask256::EMPTY,
-        guest: None,
         autostart,
+        ..WantedMdev::empty(uuid)
     };
     let mut attrs = Vec::new();
     for attr in v["attrs"].as_array().map(Vec::as_slice).unwrap_or_default() {

@@ -25,13 +25,8 @@ fn uuid(n: u128) -> Uuid {
 /// An autostart definition writing `attrs` in order.
 fn definition(n: u128, autostart: bool, attrs: &[(&str, &str)]) -> Definition {
     let mut mdev = WantedMdev {
-        uuid: uuid(n),
-        label: uuid(n).to_string(),
-        adapters: Mask256::EMPTY,
-        domains: Mask256::EMPTY,
-        control_domains: Mask256::EMPTY,
-        guest: None,
         autostart,
+        ..WantedMdev::empty(uuid(n))
     };
     for (name, value) in attrs {
         let id: u8 = apmatrix_model::parse::parse_kstrtoul(value.as_bytes()).unwrap() as u8;

@@ -60,13 +60,11 @@ pub(super) fn target_mdev(
     name: &str,
 ) -> WantedMdev {
     WantedMdev {
-        uuid,
-        label: uuid.to_string(),
         adapters: adapters.iter().map(|m| m.to).collect(),
         domains: domains.target_usage,
         control_domains: domains.target_control,
         guest: Some(name.to_string()),
-        autostart: false,
+        ..WantedMdev::empty(uuid)
     }
 }
 

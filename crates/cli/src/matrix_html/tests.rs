@@ -38,13 +38,10 @@ fn define(etc: &Path, uuid: Uuid, adapters: &[u8], domains: &[u8], autostart: bo
     let dir = etc.join("mdevctl.d/matrix");
     std::fs::create_dir_all(&dir).unwrap();
     let m = WantedMdev {
-        uuid,
-        label: uuid.to_string(),
         adapters: adapters.iter().copied().collect(),
         domains: domains.iter().copied().collect(),
-        control_domains: Mask256::EMPTY,
-        guest: None,
         autostart,
+        ..WantedMdev::empty(uuid)
     };
     std::fs::write(dir.join(uuid.to_string()), export::mdevctl_json(&m)).unwrap();
 }

@@ -4,7 +4,6 @@
 use apmatrix_admin::export::libvirt_hostdev_xml;
 use apmatrix_admin::migrate::{self, Plan, Stage, StageKind};
 use apmatrix_admin::WantedMdev;
-use apmatrix_model::Mask256;
 use uuid::Uuid;
 
 use super::side::{shell_word, Side};
@@ -18,15 +17,7 @@ pub(super) struct Files {
 }
 
 fn hostdev_for(uuid: Uuid) -> String {
-    libvirt_hostdev_xml(&WantedMdev {
-        uuid,
-        label: uuid.to_string(),
-        adapters: Mask256::EMPTY,
-        domains: Mask256::EMPTY,
-        control_domains: Mask256::EMPTY,
-        guest: None,
-        autostart: false,
-    })
+    libvirt_hostdev_xml(&WantedMdev::empty(uuid))
 }
 
 pub(super) fn files(p: &Plan, from: &Side) -> Files {
