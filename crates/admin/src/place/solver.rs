@@ -197,44 +197,54 @@ fn options(
         }
         let first_choices: Vec<Option<u8>> = if d.pin_domains.count() as usize >= k {
             vec![None]
-        } else {
+        } else if k == 1 {
             starts.iter().copied().map(Some).collect()
+        } else {
+            // Each wider option is grown from its first domain; a few
+            // dozen first domains bound the work on a 256 x 256 host.
+            starts.iter().copied().take(4 * OPTIONS).map(Some).collect()
+        };
+        // The adapters free on every chosen domain.
+        let fits = |domains: &Mask256| -> Vec<usize> {
+            cands
+                .iter()
+                .copied()
+                .filter(|&i| domains.is_subset_of(&st.free[i]))
+                .collect()
         };
         for first in first_choices {
             let mut domains = d.pin_domains;
             if let Some(f) = first {
                 domains.set(f);
             }
-            // The adapters free on every chosen domain.
-            let fits = |domains: &Mask256| -> Vec<usize> {
-                cands
-                    .iter()
-                    .copied()
-                    .filter(|&i| domains.is_subset_of(&st.free[i]))
-                    .collect()
-            };
             // Add domains, each keeping the most adapters that fit.
+            let mut current = fits(&domains);
             while (domains.count() as usize) < k {
                 let next = starts
                     .iter()
                     .copied()
                     .filter(|dom| !domains.contains(*dom))
                     .map(|dom| {
-                        let mut with = domains;
-                        with.set(dom);
-                        (fits(&with).len(), dom)
+                        let n = current
+                            .iter()
+                            .filter(|&&i| st.free[i].contains(dom))
+                            .count();
+                        (n, dom)
                     })
                     .filter(|&(n, _)| n >= a)
                     .max_by_key(|&(n, dom)| (n, std::cmp::Reverse(dom)));
                 match next {
-                    Some((_, dom)) => domains.set(dom),
+                    Some((_, dom)) => {
+                        domains.set(dom);
+                        current.retain(|&i| st.free[i].contains(dom));
+                    }
                     None => break,
                 }
             }
             if (domains.count() as usize) < k {
                 continue;
             }
-            let mut fit: Vec<usize> = fits(&domains)
+            let mut fit: Vec<usize> = current
                 .into_iter()
                 .filter(|i| !pinned.contains(i))
                 .collect();
