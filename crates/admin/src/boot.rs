@@ -76,7 +76,7 @@ fn ap_check(host: &Host, def: &Definition) -> Vec<String> {
         let clash: Vec<Apqn> = apqns
             .iter()
             .copied()
-            .filter(|q| other.adapters.contains(q.adapter.0) && other.domains.contains(q.domain.0))
+            .filter(|q| other.contains(*q))
             .collect();
         if !clash.is_empty() {
             out.push(format!(

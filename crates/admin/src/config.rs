@@ -2,7 +2,7 @@
 //! its id lists parsed.
 
 use apmatrix_model::parse::parse_id_set;
-use apmatrix_model::Mask256;
+use apmatrix_model::{Apqn, Mask256};
 use serde::Deserialize;
 use uuid::Uuid;
 
@@ -103,6 +103,11 @@ impl WantedMdev {
             guest: None,
             autostart: false,
         }
+    }
+
+    /// Whether the APQN is in its adapters x domains.
+    pub fn contains(&self, apqn: Apqn) -> bool {
+        self.adapters.contains(apqn.adapter.0) && self.domains.contains(apqn.domain.0)
     }
 
     /// The matrix it asks for.

@@ -10,9 +10,8 @@ use apmatrix_model::parse::parse_absolute_mask;
 use apmatrix_model::topology::BootParameters;
 use apmatrix_model::vfio::cross;
 use apmatrix_model::{host_owns, Apqn, Mask256};
-use uuid::Uuid;
 
-use crate::{Problem, Severity, Wanted};
+use crate::{Problem, Severity, Wanted, WantedMdev};
 
 /// The masks a 41-ap.rules sets, if it sets them (`ATTR{...apmask}="0x..."`).
 pub fn rule_masks(text: &str) -> (Option<Mask256>, Option<Mask256>) {
@@ -50,11 +49,11 @@ pub fn check_persistent(wanted: &Wanted, etc: &Path, active: (Mask256, Mask256))
             fix: "repair or remove that mdevctl config".into(),
         });
     }
-    let stored: Vec<(Uuid, Mask256, Mask256)> = defs
+    let stored: Vec<&WantedMdev> = defs
         .list
         .iter()
-        .filter(|d| d.mdev.autostart)
-        .map(|d| (d.uuid, d.mdev.adapters, d.mdev.domains))
+        .map(|d| &d.mdev)
+        .filter(|m| m.autostart)
         .collect();
     let rules_path = etc.join("udev/rules.d/41-ap.rules");
     let rules = match crate::files::read_text(&rules_path, crate::files::TEXT_LIMIT) {
@@ -73,11 +72,12 @@ pub fn check_persistent(wanted: &Wanted, etc: &Path, active: (Mask256, Mask256))
     let (apmask, aqmask) = (ap.unwrap_or(active.0), aq.unwrap_or(active.1));
     for m in wanted.mdevs.iter().filter(|m| m.autostart) {
         let apqns: Vec<Apqn> = cross(&m.adapters, &m.domains).collect();
-        for (uuid, a, d) in stored.iter().filter(|(u, _, _)| *u != m.uuid) {
+        for other in stored.iter().filter(|o| o.uuid != m.uuid) {
+            let uuid = other.uuid;
             let clash: Vec<Apqn> = apqns
                 .iter()
                 .copied()
-                .filter(|q| a.contains(q.adapter.0) && d.contains(q.domain.0))
+                .filter(|q| other.contains(*q))
                 .collect();
             if !clash.is_empty() {
                 out.push(Problem {

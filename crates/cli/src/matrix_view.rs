@@ -89,16 +89,9 @@ pub fn build(host: &Host) -> OwnerMap {
             let apqn = Apqn::new(a, d);
             let state = host.apqn_state(apqn);
             let label = owner.get(&apqn).map(|&i| &labels[i]);
-            let owner_word = match (label, state.driver, state.exists) {
-                (Some(_), _, _) => "mdev",
-                (None, Some(Driver::Cex4Queue), _) => "host",
-                (None, Some(_), _) => "free",
-                (None, None, true) => "unbound",
-                (None, None, false) => "none",
-            };
             cells.push(Cell {
                 apqn,
-                owner: owner_word,
+                owner: apmatrix_admin::status::owner_word(&state),
                 mdev: label.map(|l| l.uuid),
                 guest: label.and_then(|l| l.guest.clone()),
                 exists: state.exists,

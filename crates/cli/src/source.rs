@@ -83,12 +83,19 @@ impl ReadFrom {
             return Ok(store.load()?);
         };
         let root = self.read_root(dir)?;
-        let (host, notes) = apmatrix_admin::predict::model_with_guests(&root.seen, &root.guests);
-        for note in notes {
-            crate::style::say(format_args!("apmatrix: note: {note}"));
-        }
-        Ok(host)
+        Ok(rebuilt(&root.seen, &root.guests, ""))
     }
+}
+
+/// A root's host rebuilt in the model with its running guests started. A
+/// guest the model refuses (its mdev is not there) is a note on stderr,
+/// after `about` (which host, where there are two).
+pub(crate) fn rebuilt(seen: &Observed, guests: &[RunningGuest], about: &str) -> Host {
+    let (host, notes) = apmatrix_admin::predict::model_with_guests(seen, guests);
+    for note in notes {
+        crate::style::say(format_args!("apmatrix: note: {about}{note}"));
+    }
+    host
 }
 
 /// The emulated host's guests as the hypervisor's side would show them.

@@ -5,10 +5,10 @@
 //!
 //! [`status`] is pure: the layers are read elsewhere ([`Layers`]).
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 
 use apmatrix_model::vfio::cross;
-use apmatrix_model::{host_owns, Apqn, Driver, Host, Mask256};
+use apmatrix_model::{host_owns, Apqn, ApqnState, Driver, Host, Mask256};
 use serde::Serialize;
 use uuid::Uuid;
 
@@ -168,29 +168,24 @@ fn start_word(d: &Definition) -> &'static str {
     }
 }
 
-/// Who has an APQN on a model host: the word and the mdev.
-fn owner_on(host: &Host, mdev_of: &BTreeMap<Apqn, Uuid>, q: Apqn) -> (&'static str, Option<Uuid>) {
-    if let Some(u) = mdev_of.get(&q) {
-        return ("mdev", Some(*u));
+/// Who has an APQN, in one word: `mdev`, `host` (zcrypt's cex4queue),
+/// `free` (bound to vfio_ap, in no mdev), `unbound` (a card no driver
+/// takes), `none` (no such queue, in no mdev). `apmatrix matrix` uses the
+/// same words.
+pub fn owner_word(state: &ApqnState) -> &'static str {
+    match (state.mdev, state.driver, state.exists) {
+        (Some(_), _, _) => "mdev",
+        (None, Some(Driver::Cex4Queue), _) => "host",
+        (None, Some(_), _) => "free",
+        (None, None, true) => "unbound",
+        (None, None, false) => "none",
     }
-    let state = host.apqn_state(q);
-    let word = match (state.driver, state.exists) {
-        (Some(Driver::Cex4Queue), _) => "host",
-        (Some(_), _) => "free",
-        (None, true) => "unbound",
-        (None, false) => "none",
-    };
-    (word, None)
 }
 
-fn mdev_owners(host: &Host) -> BTreeMap<Apqn, Uuid> {
-    let mut out = BTreeMap::new();
-    for m in host.mdevs() {
-        for q in m.apqns() {
-            out.insert(q, m.uuid);
-        }
-    }
-    out
+/// Who has an APQN on a model host: the word and the mdev.
+fn owner_on(host: &Host, q: Apqn) -> (&'static str, Option<Uuid>) {
+    let state = host.apqn_state(q);
+    (owner_word(&state), state.mdev)
 }
 
 /// Builds the picture from the layers.
@@ -198,13 +193,13 @@ pub fn status(l: &Layers<'_>) -> Status {
     let seen = l.seen;
     let (now, guest_notes) = model_with_guests(seen, l.guests);
     let (booted, next) = next_boot(seen, l.boot, &l.definitions.list, l.ap_check);
-    let now_mdevs = mdev_owners(&now);
-    let boot_mdevs = mdev_owners(&booted);
 
     // Every APQN of the LPAR, and every one an mdev or definition names.
     let lpar_adapters: Mask256 = seen.cards.keys().copied().collect();
     let mut apqns: BTreeSet<Apqn> = cross(&lpar_adapters, &seen.usage_domains).collect();
-    apqns.extend(now_mdevs.keys().copied());
+    for m in now.mdevs() {
+        apqns.extend(m.apqns());
+    }
     for d in &l.definitions.list {
         apqns.extend(cross(&d.mdev.adapters, &d.mdev.domains));
     }
@@ -237,13 +232,13 @@ pub fn status(l: &Layers<'_>) -> Status {
 
     let mut rows = Vec::with_capacity(apqns.len());
     for q in apqns {
-        let (owner, mdev) = owner_on(&now, &now_mdevs, q);
+        let (owner, mdev) = owner_on(&now, q);
         let guest = mdev.and_then(|u| now.guest_of(&u)).map(str::to_string);
         let in_guest = guest
             .as_deref()
             .and_then(|g| now.guest(g))
             .is_some_and(|g| g.crycb.contains(q));
-        let (after_boot, after_boot_mdev) = owner_on(&booted, &boot_mdevs, q);
+        let (after_boot, after_boot_mdev) = owner_on(&booted, q);
         rows.push(ApqnStatus {
             apqn: q,
             exists: now.apqn_state(q).exists,
@@ -260,9 +255,7 @@ pub fn status(l: &Layers<'_>) -> Status {
                 .definitions
                 .list
                 .iter()
-                .filter(|d| {
-                    d.mdev.adapters.contains(q.adapter.0) && d.mdev.domains.contains(q.domain.0)
-                })
+                .filter(|d| d.mdev.contains(q))
                 .map(|d| DefinedIn {
                     uuid: d.uuid,
                     start: start_word(d),

@@ -4,7 +4,6 @@ use std::path::Path;
 
 use apmatrix_admin::definitions::read_definitions;
 use apmatrix_admin::persistent::{boot_masks, cmdline_parameters};
-use apmatrix_admin::running::RunningGuest;
 use apmatrix_admin::status::{status, Layers};
 use apmatrix_admin::{export, observe, EmulatedRoot, WantedMdev};
 use apmatrix_model::{CpuModel, Host, Mask256, MaskKind, MatrixAxis, Topology, SEED};
@@ -13,15 +12,7 @@ use super::*;
 
 /// The status of a model host, with the definitions under `etc`.
 fn status_of(host: Host, etc: Option<&Path>) -> Status {
-    let guests: Vec<RunningGuest> = host
-        .guests()
-        .map(|g| RunningGuest {
-            name: g.name.clone(),
-            mdev: g.mdev,
-            cpu: Some(g.cpu.features()),
-            source: "test".into(),
-        })
-        .collect();
+    let guests = crate::source::emulated_guests(&host);
     let seen = observe(&EmulatedRoot { host }).unwrap();
     let definitions = etc.map(read_definitions).unwrap_or_default();
     let boot = boot_masks(None, &cmdline_parameters(""));

@@ -7,7 +7,7 @@ use apmatrix_admin::running::running_guests;
 use apmatrix_admin::{observe, DirRoot};
 use apmatrix_model::Host;
 
-use crate::source::is_real_sys;
+use crate::source::{is_real_sys, rebuilt};
 use crate::store::Store;
 use crate::{CliError, Result};
 
@@ -35,10 +35,7 @@ pub(super) fn read_side(path: &Path, run: Option<&Path>, which: &str) -> Result<
         .map(Path::to_path_buf)
         .or_else(|| is_real_sys(path).then(|| PathBuf::from("/run")));
     let guests = running_guests(run.as_deref().unwrap_or(Path::new("")), Path::new(""));
-    let (host, notes) = apmatrix_admin::predict::model_with_guests(&seen, &guests);
-    for note in notes {
-        crate::style::say(format_args!("apmatrix: note: the {which}: {note}"));
-    }
+    let host = rebuilt(&seen, &guests, &format!("the {which}: "));
     let side = Side {
         root: label.clone(),
         apply: format!("apmatrix apply --sysfs {}", shell_word(&label)),
