@@ -188,3 +188,19 @@ impl Config {
         Ok(Wanted { masks, mdevs })
     }
 }
+
+/// An id list as the configuration file takes it: `0x05-0x06,0xab`, or
+/// empty for none.
+pub fn id_list(mask: &Mask256) -> String {
+    if mask.is_empty() {
+        String::new()
+    } else {
+        mask.to_hex_list()
+    }
+}
+
+/// A TOML string literal (quotes and escapes as TOML has them): guest
+/// names may hold `"` and `\`.
+pub fn toml_string(text: &str) -> String {
+    toml::Value::String(text.to_string()).to_string()
+}

@@ -28,8 +28,8 @@ pub mod status;
 
 pub use check::{check, target_masks, Problem, Severity};
 pub use config::{
-    Config, ConfigError, Derive, MasksConfig, MdevConfig, Wanted, WantedMasks, WantedMdev,
-    NAME_NAMESPACE,
+    id_list, toml_string, Config, ConfigError, Derive, MasksConfig, MdevConfig, Wanted,
+    WantedMasks, WantedMdev, NAME_NAMESPACE,
 };
 pub use observe::{observe, parse_matrix, Matrix, ObserveError, Observed, SeenCard};
 pub(crate) use plan::id_value;

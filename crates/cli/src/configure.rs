@@ -464,15 +464,6 @@ pub fn write_file(path: &Path, text: &str) -> Result<(), CliError> {
     Ok(())
 }
 
-/// An id list for the configuration file; empty for none.
-fn ids(mask: apmatrix_model::Mask256) -> String {
-    if mask.is_empty() {
-        String::new()
-    } else {
-        mask.to_hex_list()
-    }
-}
-
 pub fn import(dir: &Path) -> Result<String, CliError> {
     let entries =
         fs::read_dir(dir).map_err(|e| CliError::Failed(format!("{}: {e}", dir.display())))?;
@@ -492,9 +483,9 @@ pub fn import(dir: &Path) -> Result<String, CliError> {
         let _ = write!(
             out,
             "\n[[mdev]]\nuuid = \"{uuid}\"\nadapters = \"{}\"\ndomains = \"{}\"\ncontrol_domains = \"{}\"\nautostart = {}\n",
-            ids(m.adapters),
-            ids(m.domains),
-            ids(m.control_domains),
+            apmatrix_admin::id_list(&m.adapters),
+            apmatrix_admin::id_list(&m.domains),
+            apmatrix_admin::id_list(&m.control_domains),
             m.autostart
         );
     }

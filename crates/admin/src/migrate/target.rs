@@ -1,14 +1,14 @@
 //! The guest's place on the target: what must not be there already, the
 //! mdev made for it, and that mdev as a configuration file.
 
-use apmatrix_model::{AdapterId, Host, Mask256, Topology};
+use apmatrix_model::{AdapterId, Host, Topology};
 use uuid::Uuid;
 
 use super::domains::Domains;
 use super::matching::Pairs;
 use super::outcome::AdapterMove;
 use super::words::{adapter_ids, hex_ids, or_none};
-use crate::WantedMdev;
+use crate::{id_list, toml_string, WantedMdev};
 
 /// A reason each if the target already runs a guest of the name or has an
 /// mdev of the target UUID.
@@ -71,22 +71,15 @@ pub(super) fn target_mdev(
 /// The target mdev as a configuration file's `[[mdev]]` (docs/configuration.md),
 /// for `apmatrix check` and `apply` on the target.
 pub fn configuration(m: &WantedMdev) -> String {
-    let list = |mask: &Mask256| {
-        if mask.is_empty() {
-            String::new()
-        } else {
-            mask.to_hex_list()
-        }
-    };
     let mut out = format!(
         "[[mdev]]\nuuid = \"{}\"\nadapters = \"{}\"\ndomains = \"{}\"\ncontrol_domains = \"{}\"\n",
         m.uuid,
-        list(&m.adapters),
-        list(&m.domains),
-        list(&m.control_domains)
+        id_list(&m.adapters),
+        id_list(&m.domains),
+        id_list(&m.control_domains)
     );
     if let Some(g) = &m.guest {
-        out.push_str(&format!("guest = \"{g}\"\n"));
+        out.push_str(&format!("guest = {}\n", toml_string(g)));
     }
     out
 }

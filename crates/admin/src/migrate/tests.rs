@@ -497,3 +497,26 @@ fn maps_are_pairs_of_kernel_ids() {
     );
     assert_eq!(parse_map("5=7,5=8").unwrap_err(), "0x05 is mapped twice");
 }
+
+/// A guest name may hold `"` and `\` (printable ASCII): the target's
+/// configuration quotes it as TOML does, so it reads back.
+#[test]
+fn the_target_configuration_reads_back_whatever_the_guest_is_called() {
+    let m = crate::WantedMdev {
+        adapters: [7u8].into_iter().collect(),
+        domains: [4u8].into_iter().collect(),
+        guest: Some(r#"we"ird\name"#.to_string()),
+        ..crate::WantedMdev::empty(uuid::Uuid::from_u128(9))
+    };
+    let text = super::configuration(&m);
+    let back = crate::Config::from_toml(&text).unwrap().resolve().unwrap();
+    assert_eq!(
+        back.mdevs[0].guest.as_deref(),
+        Some(r#"we"ird\name"#),
+        "{text}"
+    );
+    assert_eq!(
+        (back.mdevs[0].adapters, back.mdevs[0].domains),
+        (m.adapters, m.domains)
+    );
+}

@@ -13,7 +13,7 @@ use serde::Serialize;
 pub use demands::{ControlDomains, Demand, DemandsFile};
 pub use solver::{Field, Placed, Slot, Strategy};
 
-use crate::Observed;
+use crate::{id_list, toml_string, Observed};
 
 /// The result: each demand's place or the reason it has none.
 #[derive(Clone, Debug)]
@@ -168,31 +168,19 @@ impl Placement {
         }
         for (d, p) in self.demands.iter().zip(&self.placed) {
             let Some(p) = p else { continue };
-            let list = |m: Mask256| {
-                if m.is_empty() {
-                    String::new()
-                } else {
-                    m.to_hex_list()
-                }
-            };
             out.push_str(&format!(
                 "\n[[mdev]]\nname = {}\nuuid = \"{}\"\nadapters = \"{}\"\ndomains = \"{}\"\ncontrol_domains = \"{}\"\nguest = {}\nautostart = {}\n",
                 toml_string(&d.name),
                 d.uuid,
-                list(p.adapters),
-                list(p.domains),
-                list(Self::control_domains(d, p)),
+                id_list(&p.adapters),
+                id_list(&p.domains),
+                id_list(&Self::control_domains(d, p)),
                 toml_string(&d.name),
                 d.autostart
             ));
         }
         out
     }
-}
-
-/// A TOML string literal (quotes and escapes as TOML has them).
-fn toml_string(text: &str) -> String {
-    toml::Value::String(text.to_string()).to_string()
 }
 
 #[cfg(test)]
