@@ -8,7 +8,7 @@
 use std::collections::BTreeSet;
 
 use apmatrix_model::vfio::cross;
-use apmatrix_model::{host_owns, Apqn, ApqnState, Driver, Host, Mask256};
+use apmatrix_model::{host_owns, Apqn, ApqnState, Driver, Mask256};
 use serde::Serialize;
 use uuid::Uuid;
 
@@ -182,12 +182,6 @@ pub fn owner_word(state: &ApqnState) -> &'static str {
     }
 }
 
-/// Who has an APQN on a model host: the word and the mdev.
-fn owner_on(host: &Host, q: Apqn) -> (&'static str, Option<Uuid>) {
-    let state = host.apqn_state(q);
-    (owner_word(&state), state.mdev)
-}
-
 /// Builds the picture from the layers.
 pub fn status(l: &Layers<'_>) -> Status {
     let seen = l.seen;
@@ -232,20 +226,16 @@ pub fn status(l: &Layers<'_>) -> Status {
 
     let mut rows = Vec::with_capacity(apqns.len());
     for q in apqns {
-        let (owner, mdev) = owner_on(&now, q);
-        let guest = mdev.and_then(|u| now.guest_of(&u)).map(str::to_string);
-        let in_guest = guest
-            .as_deref()
-            .and_then(|g| now.guest(g))
-            .is_some_and(|g| g.crycb.contains(q));
-        let (after_boot, after_boot_mdev) = owner_on(&booted, q);
+        // The state names the mdev, its guest, and whether the guest sees it.
+        let state = now.apqn_state(q);
+        let after = booted.apqn_state(q);
         rows.push(ApqnStatus {
             apqn: q,
-            exists: now.apqn_state(q).exists,
-            owner,
-            mdev,
-            guest,
-            in_guest,
+            exists: state.exists,
+            owner: owner_word(&state),
+            mdev: state.mdev,
+            guest: state.guest.clone(),
+            in_guest: state.in_guest,
             at_boot: if host_owns(&l.boot.apmask, &l.boot.aqmask, q) {
                 "host"
             } else {
@@ -262,8 +252,8 @@ pub fn status(l: &Layers<'_>) -> Status {
                     nodedev: d.nodedev.clone(),
                 })
                 .collect(),
-            after_boot,
-            after_boot_mdev,
+            after_boot: owner_word(&after),
+            after_boot_mdev: after.mdev,
             drift: drifting.contains(&q),
         });
     }
