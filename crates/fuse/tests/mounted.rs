@@ -10,8 +10,27 @@ use apmatrix_model::Host;
 /// The seed host served at a fresh directory, unmounted (before the
 /// directory goes) when dropped; `None` where FUSE cannot be used.
 struct Mounted<S> {
-    _session: S,
+    session: Option<S>,
     dir: tempfile::TempDir,
+}
+
+impl<S> Drop for Mounted<S> {
+    /// The session's own unmount does not always happen (a CI run once left
+    /// a dead mount at a test's directory), so a mount still there after it
+    /// is detached: no test leaves one behind.
+    fn drop(&mut self) {
+        drop(self.session.take());
+        let dir = self.dir.path().to_str().unwrap().to_string();
+        let mounts = std::fs::read_to_string("/proc/self/mounts").unwrap_or_default();
+        if mounts
+            .lines()
+            .any(|l| l.split(' ').nth(1) == Some(dir.as_str()))
+        {
+            let c = std::ffi::CString::new(dir).unwrap();
+            // SAFETY: umount2(2) of a NUL-terminated path; failure is harmless.
+            unsafe { libc::umount2(c.as_ptr(), libc::MNT_DETACH) };
+        }
+    }
 }
 
 fn seed_mounted() -> Option<Mounted<impl Sized>> {
@@ -21,7 +40,7 @@ fn seed_mounted() -> Option<Mounted<impl Sized>> {
     let dir = tempfile::tempdir().unwrap();
     let session = spawn(MemoryBackend::new(Host::seed_example()), dir.path()).unwrap();
     Some(Mounted {
-        _session: session,
+        session: Some(session),
         dir,
     })
 }
